@@ -1,0 +1,1 @@
+"""On-device export: TFLite conversion, quantization and the bundle."""
