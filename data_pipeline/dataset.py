@@ -193,3 +193,10 @@ def padding_ratio(dataset, max_batches=None):
         real += float(tf.reduce_sum(weights))
         total += int(tf.size(targets))
     return 1.0 - real / total if total else 0.0
+
+
+def make_dataset(messages, vocab, config, training):
+    """The dataset of ``config.mode``: message batches (shuffled if training) or the stream."""
+    if config.mode == "stream":
+        return stream_dataset(messages, vocab, config)
+    return message_dataset(messages, vocab, config, training)

@@ -94,6 +94,112 @@ def cmd_data_stats(args):
         print(f"wrote {args.plot}")
 
 
+def _overrides(args):
+    """Model and train overrides from --config and the flags (flags win)."""
+    from keyboard_lm.run import read_json
+
+    model, train = {}, {}
+    if args.config:
+        raw = read_json(args.config, "a JSON object with 'model' and/or 'train'")
+        unknown = sorted(set(raw) - {"model", "train"})
+        if unknown:
+            raise KblmError(f"{args.config}: unknown key(s) {unknown}; valid keys are ['model', 'train']")
+        model, train = dict(raw.get("model", {})), dict(raw.get("train", {}))
+    pipeline = dict(train.pop("pipeline", {}))
+    for flag, key in (("embedding_dim", "embedding_dim"), ("cell", "cell"), ("dropout", "dropout")):
+        if getattr(args, flag) is not None:
+            model[key] = getattr(args, flag)
+    if args.rnn_units:
+        model["rnn_units"] = [int(u) for u in args.rnn_units.split(",")]
+    if args.untie:
+        model["tie_weights"] = False
+    for key in ("epochs", "max_minutes", "optimizer", "learning_rate", "clip_norm", "schedule",
+                "precision", "strategy", "seed", "steps_per_epoch"):
+        if getattr(args, key) is not None:
+            train[key] = getattr(args, key)
+    if args.jit_compile:
+        train["jit_compile"] = True
+    for key in ("mode", "batch_size", "sequence_length"):
+        if getattr(args, key) is not None:
+            pipeline[key] = getattr(args, key)
+    if args.dry_run:  # one tiny epoch of two batches: checks the whole path in seconds
+        train.update(epochs=1, steps_per_epoch=2, validation_steps=2)
+    train["pipeline"] = pipeline
+    return model, train
+
+
+def cmd_train(args):
+    from keyboard_lm.train import train
+
+    vocab_options, tokenizer_options = _vocabulary_options(args)
+    model, train_overrides = _overrides(args)
+    metrics = train(args.out, args.corpus, "tiny" if args.dry_run else args.preset, model,
+                    train_overrides, vocab_options, tokenizer_options, args.resume, args.cache_dir)
+    best = metrics.get("best") or {}
+    print(f"{args.out}: {metrics['status']}; best epoch {best.get('epoch')}: valid perplexity "
+          f"{best.get('val_perplexity', float('nan')):.1f}, top-1 {best.get('val_top1', 0):.1%}, "
+          f"top-3 {best.get('val_top3', 0):.1%}")
+
+
+def cmd_evaluate(args):
+    from keyboard_lm.evaluate import evaluate_run
+
+    result = evaluate_run(args.run, args.split, args.mode, args.batch_size, args.cache_dir,
+                          args.max_batches)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        from data_pipeline.textio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+
+
+def _add_train_parser(commands):
+    p = commands.add_parser("train", help="train a next-word model into a run directory")
+    p.add_argument("--corpus", default="brown", help="brown, nlp-corpus, or a text file/directory")
+    p.add_argument("--preset", default="mobile", help="tiny | mobile | server (default mobile)")
+    p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--dry-run", action="store_true", help="tiny model, one epoch of two batches")
+    p.add_argument("--config", type=Path, help='JSON {"model": {...}, "train": {...}} overriding the preset')
+    p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    p.add_argument("--paragraphs", action="store_true", help="user text: one message per paragraph")
+    p.add_argument("--replace-bad-bytes", action="store_true", help="user text: replace invalid UTF-8")
+    _add_vocabulary_arguments(p)
+    g = p.add_argument_group("model (override the preset)")
+    g.add_argument("--embedding-dim", type=int, help="embedding (and tied projection) size")
+    g.add_argument("--rnn-units", help="comma-separated sizes of the stacked layers, e.g. 256,256")
+    g.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], help="recurrent cell")
+    g.add_argument("--dropout", type=float, help="dropout rate between layers")
+    g.add_argument("--untie", action="store_true", help="separate output matrix instead of tied weights")
+    g = p.add_argument_group("training (override the preset)")
+    g.add_argument("--epochs", type=int, help="maximum epochs")
+    g.add_argument("--max-minutes", type=float, help="wall-clock budget; stops after validating")
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="optimizer")
+    g.add_argument("--learning-rate", type=float, help="initial learning rate")
+    g.add_argument("--clip-norm", type=float, help="global gradient-norm clip")
+    g.add_argument("--schedule", choices=["plateau", "cosine", "constant"], help="learning-rate schedule")
+    g.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], help="compute precision")
+    g.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
+    g.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi_worker"],
+                   help="distribution (auto: all GPUs if any; multi_worker reads TF_CONFIG)")
+    g.add_argument("--seed", type=int, help="random seed")
+    g.add_argument("--steps-per-epoch", type=int, help="cap batches per epoch")
+    g.add_argument("--mode", choices=["message", "stream"], help="padded messages or a BPTT stream")
+    g.add_argument("--batch-size", type=int, help="global batch size")
+    g.add_argument("--sequence-length", type=int, help="window (message) or BPTT length (stream)")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("evaluate", help="perplexity and top-1/top-3 of a run on a split")
+    p.add_argument("run", type=Path, help="run directory made by kblm train")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split (default test)")
+    p.add_argument("--mode", choices=["message", "stream"], help="default: the run's training mode")
+    p.add_argument("--batch-size", type=int, help="default: the run's (stream mode: 10 rows)")
+    p.add_argument("--max-batches", type=int, help="evaluate only this many batches")
+    p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    p.add_argument("--json", type=Path, help="also write the result here")
+    p.set_defaults(func=cmd_evaluate)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kblm", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +227,7 @@ def build_parser():
     stats.add_argument("--no-padding", action="store_true",
                        help="skip the padding-ratio measurement (it builds tf.data batches)")
     stats.set_defaults(func=cmd_data_stats)
+    _add_train_parser(commands)
     return parser
 
 

@@ -4,14 +4,36 @@ Every batch carries ``weights`` (1 for a real target, 0 for padding); the loss a
 metrics divide by the sum of weights, so a padded batch scores exactly like the
 same tokens unpadded.
 """
-import keras
+import math
+
+from keras import ops
 
 
-def next_word_loss():
-    """Masked sparse categorical cross-entropy from logits: mean over real tokens.
+def next_word_sums(targets, logits, weights, top_k=(1, 3)):
+    """Sums over one batch: ``loss_sum`` (nats), ``tokens`` (real targets), ``top1``/``top3`` hits.
 
-    Keras's default reduction divides by every position, padding included; this one
-    divides by the sum of sample weights.
+    Sums, not means, so batches and replicas add up exactly; ``summarize`` turns them
+    into perplexity and accuracy.
     """
-    return keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction="mean_with_sample_weight", name="next_word_loss")
+    weights = ops.cast(weights, "float32")
+    cross_entropy = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    sums = {"loss_sum": ops.sum(cross_entropy * weights), "tokens": ops.sum(weights)}
+    flat_targets = ops.reshape(targets, (-1,))
+    flat_logits = ops.reshape(logits, (-1, ops.shape(logits)[-1]))
+    flat_weights = ops.reshape(weights, (-1,))
+    for k in top_k:
+        hits = ops.cast(ops.in_top_k(flat_targets, flat_logits, k), "float32")
+        sums[f"top{k}"] = ops.sum(hits * flat_weights)
+    return sums
+
+
+def summarize(sums, prefix=""):
+    """Perplexity, mean loss and top-k accuracy from accumulated sums."""
+    tokens = max(float(sums["tokens"]), 1e-9)
+    mean_loss = float(sums["loss_sum"]) / tokens
+    out = {f"{prefix}loss": mean_loss,
+           f"{prefix}perplexity": math.exp(min(mean_loss, 700.0))}
+    for key in sums:
+        if key.startswith("top"):
+            out[f"{prefix}{key}"] = float(sums[key]) / tokens
+    return out

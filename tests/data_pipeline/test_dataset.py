@@ -133,13 +133,14 @@ def test_padding_leaves_the_lstm_state_unmodified():
 
 
 def test_masked_loss_is_the_mean_over_real_tokens():
-    from keyboard_lm.metrics import next_word_loss
+    from keyboard_lm.metrics import next_word_sums
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 4, 10)).astype(np.float32)
     window = np.array([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]])
     _, targets, weights = (t.numpy() for t in shift_by_one(tf.constant(window)))
-    masked = float(next_word_loss()(targets, logits, sample_weight=weights))
+    sums = next_word_sums(targets, logits, weights)
+    masked = float(sums["loss_sum"] / sums["tokens"])  # what training minimises
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     per_token = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
     assert masked == pytest.approx(per_token[weights > 0].mean(), rel=1e-5)

@@ -1,0 +1,75 @@
+"""The Keras callbacks a run uses, and the two small ones Keras lacks.
+
+Hand-written (Keras has no equivalent): ``AtomicModelCheckpoint`` (ModelCheckpoint's
+best-model logic, but written to a temp file and renamed, so a killed save never leaves a
+corrupt best model) and ``CurvePlot`` (re-draws the training-curve PNG each epoch).
+"""
+import json
+import os
+from pathlib import Path
+
+import keras
+
+from data_pipeline.textio import atomic_write_text
+from keyboard_lm.plots import plot_curves
+
+MONITOR = "val_perplexity"
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Saves the best model to ``filepath`` atomically and records it in ``best.json``."""
+
+    def __init__(self, filepath, record_path, **kwargs):
+        super().__init__(filepath, monitor=MONITOR, mode="min", save_best_only=True, **kwargs)
+        self.record_path = Path(record_path)
+
+    def _save_model(self, epoch, batch, logs):
+        # Keras decides (monitor, mode, initial_value_threshold) and tracks self.best.
+        if not self._should_save_model(epoch, batch, logs, self.filepath):
+            return
+        path = Path(self.filepath)
+        tmp = path.with_name(f".{path.stem}.tmp.keras")
+        self.model.save(tmp, overwrite=True)
+        os.replace(tmp, path)
+        record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        atomic_write_text(self.record_path, json.dumps(record, indent=2) + "\n")
+
+
+class CurvePlot(keras.callbacks.Callback):
+    """Re-draws ``png_path`` from the CSV log after every epoch."""
+
+    def __init__(self, csv_path, png_path, title):
+        super().__init__()
+        self.csv_path, self.png_path, self.title = csv_path, png_path, title
+
+    def on_epoch_end(self, epoch, logs=None):
+        if Path(self.csv_path).exists():
+            plot_curves(self.csv_path, self.png_path, self.title)
+
+
+def best_so_far(record_path):
+    """The monitored value of a run's best model, to resume ModelCheckpoint from."""
+    try:
+        return json.loads(Path(record_path).read_text())[MONITOR]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def run_callbacks(paths, config, chief, resume, title):
+    """The callback list of a run; only the chief writes shared files."""
+    callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup if chief else paths.worker_backup))]
+    if chief:
+        paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
+        callbacks += [
+            AtomicModelCheckpoint(str(paths.best_model), paths.best_record,
+                                  initial_value_threshold=best_so_far(paths.best_record) if resume else None),
+            keras.callbacks.CSVLogger(str(paths.csv_log), append=resume),
+            keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False),
+            CurvePlot(paths.csv_log, paths.curves, title),
+        ]
+    callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="min",
+                                                   patience=config.early_stopping_patience))
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            MONITOR, mode="min", factor=0.5, patience=0, min_lr=config.learning_rate / 64, verbose=1))
+    return callbacks

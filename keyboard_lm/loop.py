@@ -1,0 +1,219 @@
+"""One training loop for every strategy: default, MirroredStrategy, MultiWorkerMirroredStrategy.
+
+Input: a built model, tf.data datasets of (inputs, targets, weights), a TrainConfig.
+Output: trained weights, and Keras callbacks driven through ``keras.callbacks.CallbackList``
+(checkpoints, backup/restore, early stopping, logs), exactly as ``fit`` would drive them.
+
+Why a custom loop and not ``fit``: on TF 2.21, Keras 3 ``fit`` fails under
+MultiWorkerMirroredStrategy, while a step under ``strategy.run`` works. One loop for
+every strategy keeps a single copy of the training logic.
+
+A step, on every replica::
+
+    loss = sum(cross-entropy * weights) / (sum of weights over ALL replicas)
+    grads = all_reduce(SUM, d loss / d params)        # the global mean gradient
+    grads = clip_by_global_norm(grads, clip_norm)     # clipped globally, not per replica
+    optimizer.apply(grads / n_replicas)               # Keras all-reduces (SUM) once more
+
+Keras's own clipping would clip each replica's partial gradient; clipping after our
+all-reduce makes n replicas step exactly like one device on the global batch.
+"""
+import math
+import time
+
+import keras
+import tensorflow as tf
+
+from data_pipeline.errors import KblmError
+from keyboard_lm.metrics import next_word_sums, summarize
+from keyboard_lm.model import zero_states
+
+
+def resolve_strategy(name):
+    """auto: MirroredStrategy over every visible GPU, else the default (CPU) strategy."""
+    if name == "multi_worker":
+        import json
+        import os
+
+        if "TF_CONFIG" not in os.environ:
+            raise KblmError("strategy multi_worker needs TF_CONFIG (cluster and task); see the README")
+        cluster = json.loads(os.environ["TF_CONFIG"])
+        if "cluster" not in cluster or "task" not in cluster:
+            raise KblmError("TF_CONFIG must hold 'cluster' and 'task'")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and gpus):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def make_optimizer(config, steps_per_epoch):
+    """Adam / AdamW / SGD with the configured schedule; clipping happens in the step."""
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        total = max(1, config.epochs * steps_per_epoch - config.warmup_steps)
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if config.warmup_steps else rate, total, warmup_target=rate if config.warmup_steps else None,
+            warmup_steps=config.warmup_steps)
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(rate)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class Steps:
+    """The compiled train and eval steps of one model under one strategy."""
+
+    def __init__(self, model, model_config, strategy, clip_norm, jit_compile=False):
+        self.model = model
+        self.model_config = model_config
+        self.strategy = strategy
+        self.clip_norm = clip_norm
+        self._gradients = tf.function(self._gradients_impl, jit_compile=jit_compile)
+        self._forward = tf.function(self._forward_impl, jit_compile=jit_compile)
+        self.train_step = tf.function(self._train_step)
+        self.eval_step = tf.function(self._eval_step)
+
+    def _states(self, inputs, states):
+        if states is None:
+            return zero_states(self.model_config, tf.shape(inputs)[0])
+        return states
+
+    def _gradients_impl(self, inputs, targets, weights, states, total_tokens):
+        optimizer = self.model.optimizer
+        with tf.GradientTape() as tape:
+            logits, *next_states = self.model([inputs, *states], training=True)
+            sums = next_word_sums(targets, logits, weights, top_k=())
+            loss = sums["loss_sum"] / total_tokens
+            scaled = optimizer.scale_loss(loss)
+        variables = self.model.trainable_variables
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
+        return sums, grads, [tf.stop_gradient(s) for s in next_states]
+
+    def _replica_train(self, batch, states):
+        inputs, targets, weights = batch
+        states = self._states(inputs, states)
+        context = tf.distribute.get_replica_context()
+        total_tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))
+        sums, grads, next_states = self._gradients(inputs, targets, weights, states, total_tokens)
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        optimizer = self.model.optimizer
+        scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
+        grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
+        replicas = tf.cast(self.strategy.num_replicas_in_sync, tf.float32)
+        optimizer.apply([g / replicas for g in grads], self.model.trainable_variables)
+        return sums, next_states
+
+    def _train_step(self, batch, states=None):
+        sums, next_states = self.strategy.run(self._replica_train, args=(batch, states))
+        return self._reduce(sums), next_states
+
+    def _forward_impl(self, inputs, targets, weights, states):
+        logits, *next_states = self.model([inputs, *states], training=False)
+        return next_word_sums(targets, logits, weights), next_states
+
+    def _replica_eval(self, batch, states):
+        inputs, targets, weights = batch
+        return self._forward(inputs, targets, weights, self._states(inputs, states))
+
+    def _eval_step(self, batch, states=None):
+        sums, next_states = self.strategy.run(self._replica_eval, args=(batch, states))
+        return self._reduce(sums), next_states
+
+    def _reduce(self, sums):
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in sums.items()}
+
+    def zero_states(self, batch_size):
+        """Per-replica zero states for stream mode (each replica holds its slice of rows)."""
+        per_replica = batch_size // self.strategy.num_replicas_in_sync
+        return self.strategy.run(lambda: zero_states(self.model_config, per_replica))
+
+
+def _accumulate(total, sums):
+    for key, value in sums.items():
+        total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+def evaluate(steps, dataset, stream_batch_size=None, max_steps=None, progress=None):
+    """Sums over a dataset (states carried across batches in stream mode)."""
+    total = {}
+    states = steps.zero_states(stream_batch_size) if stream_batch_size else None
+    for i, batch in enumerate(steps.strategy.experimental_distribute_dataset(dataset)):
+        if max_steps is not None and i >= max_steps:
+            break
+        sums, next_states = steps.eval_step(batch, states)
+        states = next_states if stream_batch_size else None
+        _accumulate(total, sums)
+        if progress is not None:
+            progress.update(1)
+    return total
+
+
+class TrainingDiverged(KblmError):
+    pass
+
+
+def fit(steps, train_dataset, valid_dataset, config, callbacks, initial_epoch=0):
+    """Trains for ``config.epochs``, validating after each; returns the last epoch's logs.
+
+    Drives ``callbacks`` (a CallbackList) like ``Model.fit``: train begin/end, epoch
+    begin/end with train and ``val_`` metrics, batch begin/end with running metrics.
+    Raises TrainingDiverged on a non-finite loss, before any callback saves that state.
+    """
+    model, strategy = steps.model, steps.strategy
+    stream = config.pipeline.mode == "stream"
+    batch_size = config.pipeline.batch_size
+    distributed = strategy.experimental_distribute_dataset(train_dataset)
+    started = time.monotonic()
+    out_of_time = False
+    logs = {}
+    callbacks.on_train_begin()
+    initial_epoch = max(initial_epoch, getattr(model, "_initial_epoch", None) or 0)
+    for epoch in range(initial_epoch, config.epochs):
+        callbacks.on_epoch_begin(epoch)
+        epoch_started = time.monotonic()
+        states = steps.zero_states(batch_size) if stream else None  # stream: reset each epoch
+        total = {}
+        for step, batch in enumerate(distributed):
+            if config.steps_per_epoch is not None and step >= config.steps_per_epoch:
+                break
+            callbacks.on_train_batch_begin(step)
+            sums, next_states = steps.train_step(batch, states)
+            states = next_states if stream else None
+            _accumulate(total, sums)
+            if not math.isfinite(total["loss_sum"]):
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {total['loss_sum']} at epoch {epoch + 1}, "
+                    f"step {step + 1}; the last good model and backup are kept; lower the "
+                    "learning rate or the clip norm")
+            callbacks.on_train_batch_end(step, summarize(total))
+            if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+                out_of_time = True
+                break
+        seconds = time.monotonic() - epoch_started
+        valid = evaluate(steps, valid_dataset, batch_size if stream else None, config.validation_steps)
+        logs = {**summarize(total), **summarize(valid, "val_"),
+                "tokens_per_second": total.get("tokens", 0.0) / max(seconds, 1e-9),
+                "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+                "epoch_seconds": seconds}
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training or out_of_time:
+            break
+    callbacks.on_train_end(logs)
+    return logs

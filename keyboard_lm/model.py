@@ -1,0 +1,111 @@
+"""The next-word network, built from a ModelConfig.
+
+Input: token ids (batch, time) and the recurrent state of every layer. Output: logits
+(batch, time, vocabulary) in float32 and the next state of every layer. The state is
+explicit, so one network serves message mode (zero state), stream mode (the training
+loop carries the state across batches) and the phone's one-step-per-word model.
+
+    ids -> Embedding(mask_zero) -> Dropout -> [RNN -> Dropout] x N
+        -> Dense(embedding_dim) -> logits = x @ embedding^T + bias   (tied)
+        -> Dense(vocabulary)                                          (untied)
+"""
+import keras
+from keras import ops
+
+from keyboard_lm.config import ModelConfig
+
+RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+
+
+@keras.saving.register_keras_serializable(package="keyboard_lm")
+class ReversibleEmbedding(keras.layers.Embedding):
+    """An Embedding that can also map vectors back to vocabulary logits (weight tying).
+
+    ``layer(ids)`` embeds; ``layer(vectors, reverse=True)`` returns
+    ``vectors @ embeddings^T + output_bias`` as float32 logits.
+    """
+
+    def __init__(self, input_dim, output_dim, output_bias=True, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.output_bias = output_bias
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        if self.output_bias:
+            self.bias = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="output_bias")
+
+    def call(self, inputs, reverse=False):
+        if not reverse:
+            return super().call(inputs)
+        kernel = ops.cast(ops.transpose(self.embeddings), self.compute_dtype)
+        logits = ops.matmul(inputs, kernel)
+        if self.output_bias:
+            logits = logits + ops.cast(self.bias, self.compute_dtype)
+        return ops.cast(logits, "float32")  # softmax and loss stay float32 in mixed precision
+
+    def compute_mask(self, inputs, mask=None):
+        if "float" in str(inputs.dtype):  # the reverse call: pass the sequence mask through
+            return mask
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_spec(self, inputs, reverse=False):
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        return keras.KerasTensor(tuple(inputs.shape[:-1]) + (self.input_dim,), dtype="float32")
+
+    @property
+    def variable_serialization_spec(self):
+        # Embedding saves only its own variables by name; add the output bias.
+        spec = dict(super().variable_serialization_spec)
+        if self.output_bias:
+            spec[None] = [*spec[None], "bias"]
+        return spec
+
+    def get_config(self):
+        return {**super().get_config(), "output_bias": self.output_bias}
+
+
+def rnn_layer(config, units, index):
+    """A recurrent layer whose arguments stay inside the cuDNN-eligible set."""
+    kwargs = dict(return_sequences=True, return_state=True, name=f"{config.cell}_{index}")
+    if config.cell == "lstm":
+        kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                      recurrent_dropout=0.0, unroll=False)
+    elif config.cell == "gru":
+        kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                      recurrent_dropout=0.0, unroll=False, reset_after=True)
+    return RNN_LAYERS[config.cell](units, **kwargs)
+
+
+def state_names(config):
+    kinds = ("h", "c") if config.cell == "lstm" else ("h",)
+    return [f"{kind}{i}" for i in range(len(config.rnn_units)) for kind in kinds]
+
+
+def build_model(config: ModelConfig, sequence_length=None, batch_size=None):
+    """The Keras model ``[ids, *states] -> [logits, *next_states]``."""
+    ids = keras.Input((sequence_length,), batch_size=batch_size, dtype="int32", name="ids")
+    states = [keras.Input((size,), batch_size=batch_size, name=name)
+              for size, name in zip(config.state_sizes(), state_names(config))]
+    embedding = ReversibleEmbedding(config.vocabulary_size, config.embedding_dim, mask_zero=True,
+                                    output_bias=config.tie_weights, name="embedding")
+    x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(ids))
+    next_states = []
+    per_layer = len(states) // len(config.rnn_units)
+    for i, units in enumerate(config.rnn_units):
+        layer_state = states[i * per_layer:(i + 1) * per_layer]
+        x, *new_state = rnn_layer(config, units, i)(x, initial_state=layer_state)
+        x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+        next_states.extend(new_state)
+    if config.tie_weights:
+        x = keras.layers.Dense(config.embedding_dim, name="projection")(x)
+        logits = embedding(x, reverse=True)
+    else:
+        x = keras.layers.Dense(config.vocabulary_size, name="output")(x)
+        logits = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model([ids, *states], [logits, *next_states], name="next_word_model")
+
+
+def zero_states(config, batch_size, dtype="float32"):
+    """The initial (empty-context) state for a batch."""
+    return [ops.zeros((batch_size, size), dtype) for size in config.state_sizes()]

@@ -1,0 +1,122 @@
+"""A run directory: what ``kblm train`` writes and ``kblm evaluate`` / ``kblm export`` read.
+
+    runs/NAME/
+      config.json        model + train configs, corpus, vocabulary checksum, versions
+      vocab/             vocab.txt + vocab.json (built from the train split)
+      best.keras         the best model so far (valid perplexity), written atomically
+      best.json          its epoch and metrics
+      backup/            BackupAndRestore state while training (removed when done)
+      logs/train.csv     per-epoch metrics; logs/tensorboard/
+      curves.png         the training curves
+      metrics.json       the outcome: best valid metrics, throughput, wall time, status
+"""
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+from data_pipeline.errors import KblmError
+from data_pipeline.textio import atomic_write_text
+
+RUN_FORMAT_VERSION = 1
+
+
+class RunPaths:
+    """The files of one run directory."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.vocab = self.root / "vocab"
+        self.best_model = self.root / "best.keras"
+        self.best_record = self.root / "best.json"
+        self.backup = self.root / "backup"
+        self.worker_backup = self.root / f"backup-worker-{os.getpid()}"
+        self.csv_log = self.root / "logs" / "train.csv"
+        self.tensorboard = self.root / "logs" / "tensorboard"
+        self.curves = self.root / "curves.png"
+        self.metrics = self.root / "metrics.json"
+
+
+def read_json(path, what):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KblmError(f"{path}: missing ({what})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KblmError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_run_config(run_dir):
+    """(ModelConfig, TrainConfig, raw dict) of a run; refuses unknown keys and versions."""
+    from keyboard_lm.config import model_config_from_dict, train_config_from_dict
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.root.is_dir():
+        raise KblmError(f"{paths.root}: no such run directory")
+    raw = read_json(paths.config, "a run holds config.json; was it made by `kblm train`?")
+    if raw.get("format_version") != RUN_FORMAT_VERSION:
+        raise KblmError(f"{paths.config}: format_version {raw.get('format_version')!r}, "
+                        f"expected {RUN_FORMAT_VERSION}")
+    model = model_config_from_dict(raw.get("model", {}), f"{paths.config}: model")
+    train = train_config_from_dict(raw.get("train", {}), f"{paths.config}: train")
+    return model, train, raw
+
+
+def load_run_vocabulary(run_dir, model_config):
+    """The run's vocabulary, checked against the model it was trained with."""
+    from data_pipeline.vocab import Vocabulary
+
+    paths = RunPaths(Path(run_dir))
+    vocab = Vocabulary.load(paths.vocab)
+    if len(vocab) != model_config.vocabulary_size:
+        raise KblmError(f"{paths.vocab}: {len(vocab)} tokens, but the model's vocabulary_size is "
+                        f"{model_config.vocabulary_size}; the vocabulary does not belong to this model")
+    return vocab
+
+
+def load_run_model(run_dir):
+    """The best model of a run, loaded with Keras safe_mode (no arbitrary code)."""
+    import keras
+
+    import keyboard_lm.model  # noqa: F401  (registers the custom layer)
+
+    paths = RunPaths(Path(run_dir))
+    if not paths.best_model.is_file():
+        raise KblmError(f"{paths.best_model}: missing; the run has not finished an epoch yet")
+    try:
+        return keras.saving.load_model(paths.best_model, safe_mode=True, compile=False)
+    except Exception as e:  # a zip/h5 error, a config Keras refuses: one line for the user
+        raise KblmError(f"{paths.best_model}: cannot load ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'corrupt file'})") from None
+
+
+def save_new_run(paths, corpus, vocab, model_config, train_config, extra):
+    """Writes vocab/ and config.json for a fresh run."""
+    import keras
+    import tensorflow as tf
+
+    from keyboard_lm.config import to_dict
+
+    vocab.save(paths.vocab)
+    config = {
+        "format_version": RUN_FORMAT_VERSION,
+        "model": to_dict(model_config),
+        "train": to_dict(train_config),
+        "corpus": {"spec": extra["corpus_spec"], "name": corpus.name, "source": corpus.source},
+        "vocabulary": {"size": len(vocab), "sha256": vocab.metadata["sha256"],
+                       "options": vocab.metadata["options"]},
+        "preset": extra.get("preset"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_text(paths.config, json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def message_window_count(lengths, sequence_length):
+    """Windows a message-mode pipeline makes from messages of these token counts."""
+    return sum(math.ceil((n + 1) / sequence_length) for n in lengths if n > 0)
