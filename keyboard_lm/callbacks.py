@@ -55,18 +55,17 @@ def best_so_far(record_path):
         return None
 
 
-def run_callbacks(paths, config, chief, resume, title):
-    """The callback list of a run; only the chief writes shared files."""
-    callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup if chief else paths.worker_backup))]
-    if chief:
-        paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
-        callbacks += [
-            AtomicModelCheckpoint(str(paths.best_model), paths.best_record,
-                                  initial_value_threshold=best_so_far(paths.best_record) if resume else None),
-            keras.callbacks.CSVLogger(str(paths.csv_log), append=resume),
-            keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False),
-            CurvePlot(paths.csv_log, paths.curves, title),
-        ]
+def run_callbacks(paths, config, resume, title):
+    """The callback list of a run (each worker of a multi-worker run has its own run dir)."""
+    paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(paths.backup)),
+        AtomicModelCheckpoint(str(paths.best_model), paths.best_record,
+                              initial_value_threshold=best_so_far(paths.best_record) if resume else None),
+        keras.callbacks.CSVLogger(str(paths.csv_log), append=resume),
+        keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False),
+        CurvePlot(paths.csv_log, paths.curves, title),
+    ]
     callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="min",
                                                    patience=config.early_stopping_patience))
     if config.schedule == "plateau":

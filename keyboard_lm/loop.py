@@ -47,15 +47,6 @@ def resolve_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    return resolver.task_type in ("chief", None) or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict())
-
-
 def make_optimizer(config, steps_per_epoch):
     """Adam / AdamW / SGD with the configured schedule; clipping happens in the step."""
     rate = config.learning_rate
@@ -126,19 +117,17 @@ class Steps:
         logits, *next_states = self.model([inputs, *states], training=False)
         return next_word_sums(targets, logits, weights), next_states
 
-    def _replica_eval(self, batch, states):
+    def _eval_step(self, batch, states=None):
+        # Evaluation runs locally on every worker (same data, same weights, same result):
+        # exact, and free of collectives a worker could wait on forever.
         inputs, targets, weights = batch
         return self._forward(inputs, targets, weights, self._states(inputs, states))
-
-    def _eval_step(self, batch, states=None):
-        sums, next_states = self.strategy.run(self._replica_eval, args=(batch, states))
-        return self._reduce(sums), next_states
 
     def _reduce(self, sums):
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in sums.items()}
 
-    def zero_states(self, batch_size):
+    def replica_zero_states(self, batch_size):
         """Per-replica zero states for stream mode (each replica holds its slice of rows)."""
         per_replica = batch_size // self.strategy.num_replicas_in_sync
         return self.strategy.run(lambda: zero_states(self.model_config, per_replica))
@@ -153,8 +142,8 @@ def _accumulate(total, sums):
 def evaluate(steps, dataset, stream_batch_size=None, max_steps=None, progress=None):
     """Sums over a dataset (states carried across batches in stream mode)."""
     total = {}
-    states = steps.zero_states(stream_batch_size) if stream_batch_size else None
-    for i, batch in enumerate(steps.strategy.experimental_distribute_dataset(dataset)):
+    states = zero_states(steps.model_config, stream_batch_size) if stream_batch_size else None
+    for i, batch in enumerate(dataset):
         if max_steps is not None and i >= max_steps:
             break
         sums, next_states = steps.eval_step(batch, states)
@@ -169,32 +158,32 @@ class TrainingDiverged(KblmError):
     pass
 
 
-def fit(steps, train_dataset, valid_dataset, config, callbacks, initial_epoch=0):
-    """Trains for ``config.epochs``, validating after each; returns the last epoch's logs.
+def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch):
+    """Trains for ``config.epochs`` of ``steps_per_epoch`` global batches, validating after each.
 
     Drives ``callbacks`` (a CallbackList) like ``Model.fit``: train begin/end, epoch
     begin/end with train and ``val_`` metrics, batch begin/end with running metrics.
-    Raises TrainingDiverged on a non-finite loss, before any callback saves that state.
+    The training data repeats, so every worker of a multi-worker run takes exactly
+    ``steps_per_epoch`` steps (a worker whose shard runs short would otherwise leave the
+    others waiting in an all-reduce). Raises TrainingDiverged on a non-finite loss,
+    before any callback saves that state.
     """
     model, strategy = steps.model, steps.strategy
     stream = config.pipeline.mode == "stream"
     batch_size = config.pipeline.batch_size
-    distributed = strategy.experimental_distribute_dataset(train_dataset)
+    batches = iter(strategy.experimental_distribute_dataset(train_dataset.repeat()))
     started = time.monotonic()
     out_of_time = False
     logs = {}
     callbacks.on_train_begin()
-    initial_epoch = max(initial_epoch, getattr(model, "_initial_epoch", None) or 0)
-    for epoch in range(initial_epoch, config.epochs):
+    for epoch in range(getattr(model, "_initial_epoch", None) or 0, config.epochs):
         callbacks.on_epoch_begin(epoch)
         epoch_started = time.monotonic()
-        states = steps.zero_states(batch_size) if stream else None  # stream: reset each epoch
+        states = steps.replica_zero_states(batch_size) if stream else None  # reset each epoch
         total = {}
-        for step, batch in enumerate(distributed):
-            if config.steps_per_epoch is not None and step >= config.steps_per_epoch:
-                break
+        for step in range(steps_per_epoch):
             callbacks.on_train_batch_begin(step)
-            sums, next_states = steps.train_step(batch, states)
+            sums, next_states = steps.train_step(next(batches), states)
             states = next_states if stream else None
             _accumulate(total, sums)
             if not math.isfinite(total["loss_sum"]):

@@ -90,11 +90,13 @@ def build_model(config: ModelConfig, sequence_length=None, batch_size=None):
     embedding = ReversibleEmbedding(config.vocabulary_size, config.embedding_dim, mask_zero=True,
                                     output_bias=config.tie_weights, name="embedding")
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(ids))
+    # Passed explicitly: Keras 3 drops the propagated mask of an RNN called with initial_state.
+    mask = ops.not_equal(ids, 0)
     next_states = []
     per_layer = len(states) // len(config.rnn_units)
     for i, units in enumerate(config.rnn_units):
         layer_state = states[i * per_layer:(i + 1) * per_layer]
-        x, *new_state = rnn_layer(config, units, i)(x, initial_state=layer_state)
+        x, *new_state = rnn_layer(config, units, i)(x, initial_state=layer_state, mask=mask)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
         next_states.extend(new_state)
     if config.tie_weights:

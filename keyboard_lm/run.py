@@ -12,7 +12,6 @@
 """
 import json
 import math
-import os
 import platform
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ class RunPaths:
         self.best_model = self.root / "best.keras"
         self.best_record = self.root / "best.json"
         self.backup = self.root / "backup"
-        self.worker_backup = self.root / f"backup-worker-{os.getpid()}"
         self.csv_log = self.root / "logs" / "train.csv"
         self.tensorboard = self.root / "logs" / "tensorboard"
         self.curves = self.root / "curves.png"

@@ -91,7 +91,7 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
 
     from data_pipeline.dataset import make_dataset
     from keyboard_lm.callbacks import run_callbacks
-    from keyboard_lm.loop import Steps, TrainingDiverged, fit, is_chief, make_optimizer, resolve_strategy
+    from keyboard_lm.loop import Steps, TrainingDiverged, fit, make_optimizer, resolve_strategy
     from keyboard_lm.model import build_model
 
     strategy = resolve_strategy(train_config.strategy)  # first: multi-worker must precede other ops
@@ -105,7 +105,7 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
     try:
         train_ds = make_dataset(corpus.splits["train"], vocab, pipeline, training=True)
         valid_ds = make_dataset(corpus.splits["valid"], vocab, pipeline, training=False)
-        steps_per_epoch = train_config.steps_per_epoch or _count_batches(train_ds)
+        steps_per_epoch = _count_batches(train_ds, train_config.steps_per_epoch)
         with strategy.scope():
             model = build_model(model_config)
             optimizer = make_optimizer(train_config, steps_per_epoch)
@@ -113,13 +113,13 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
             optimizer.build(model.trainable_variables)
         steps = Steps(model, model_config, strategy, train_config.clip_norm, train_config.jit_compile)
         callbacks = keras.callbacks.CallbackList(
-            run_callbacks(paths, train_config, is_chief(strategy), resume, paths.root.name),
+            run_callbacks(paths, train_config, resume, paths.root.name),
             add_progbar=progress, model=model, verbose=1 if progress else 0,
             epochs=train_config.epochs, steps=steps_per_epoch)
         started = time.monotonic()
         status = "complete"
         try:
-            logs = fit(steps, train_ds, valid_ds, train_config, callbacks)
+            logs = fit(steps, train_ds, valid_ds, train_config, callbacks, steps_per_epoch)
         except TrainingDiverged:
             _write_metrics(paths, model, "diverged", {}, time.monotonic() - started)
             raise
@@ -127,16 +127,19 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
             status = "early_stopped"
         elif train_config.max_minutes is not None and time.monotonic() - started > 60 * train_config.max_minutes:
             status = "time_budget"
-        if is_chief(strategy):
-            return _write_metrics(paths, model, status, logs, time.monotonic() - started)
-        return {"status": status, "final": logs}
+        return _write_metrics(paths, model, status, logs, time.monotonic() - started)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _count_batches(dataset):
-    # Also fills the dataset's cache, so the first epoch does not pay for tokenization twice.
-    return max(1, sum(1 for _ in dataset))
+def _count_batches(dataset, cap=None):
+    """Global batches in one pass (at most ``cap``); a full pass also fills the cache."""
+    count = 0
+    for _ in dataset:
+        count += 1
+        if cap is not None and count >= cap:
+            break
+    return max(1, count)
 
 
 def _write_metrics(paths, model, status, logs, seconds):
