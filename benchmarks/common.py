@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmark scripts: timing medians, JSON + Markdown table output."""
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def median_rate(work, units_per_call, repeats=5, calls_per_repeat=20, warmup=5):
+    """Median over ``repeats`` of units/second, each repeat timing ``calls_per_repeat`` calls."""
+    for _ in range(warmup):
+        work()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls_per_repeat):
+            work()
+        rates.append(units_per_call * calls_per_repeat / (time.perf_counter() - start))
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": repeats}
+
+
+def machine():
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
+
+
+def write_results(name, rows, columns, extra=None):
+    """Writes benchmarks/results/NAME.json and NAME.md (a Markdown table); returns the table."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    header = "| " + " | ".join(title for _, title in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [header, rule]
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            value = row.get(key, "")
+            cells.append(f"{value:,.1f}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (RESULTS / f"{name}.md").write_text(table + "\n")
+    return table
