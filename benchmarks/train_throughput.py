@@ -106,7 +106,7 @@ def main():
         rows.append({"config": name, "setting": setting, "mode": train_config.pipeline.mode,
                      "batch": f"{train_config.pipeline.batch_size}x{train_config.pipeline.sequence_length}",
                      "tokens_per_second": rate["median"], "min": rate["min"], "max": rate["max"],
-                     "vs_pytorch": round(rate["median"] / PYTORCH_PEER_TOKENS_PER_SECOND, 2)
+                     "vs_pytorch": f"{rate['median'] / PYTORCH_PEER_TOKENS_PER_SECOND:.2f}x"
                      if name.startswith("pytorch") else ""})
         print(rows[-1], flush=True)
     table = write_results("train_throughput", rows, [

@@ -37,8 +37,11 @@ def resolve_strategy(name):
 
         if "TF_CONFIG" not in os.environ:
             raise KblmError("strategy multi_worker needs TF_CONFIG (cluster and task); see the README")
-        cluster = json.loads(os.environ["TF_CONFIG"])
-        if "cluster" not in cluster or "task" not in cluster:
+        try:
+            cluster = json.loads(os.environ["TF_CONFIG"])
+        except json.JSONDecodeError as e:
+            raise KblmError(f"TF_CONFIG is not valid JSON ({e})") from None
+        if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
             raise KblmError("TF_CONFIG must hold 'cluster' and 'task'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")

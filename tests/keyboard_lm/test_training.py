@@ -174,3 +174,23 @@ def test_existing_run_is_not_overwritten_and_vocab_must_match(tmp_path, corpus_f
 def test_evaluate_a_missing_or_corrupt_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope")]) == 1
     assert "no such run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("train_overrides", [
+    {"precision": "mixed_float16"},  # LossScaleOptimizer path
+    {"precision": "mixed_bfloat16"},
+    {"jit_compile": True},
+    {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "cosine", "warmup_steps": 2},
+    {"optimizer": "sgd", "learning_rate": 1.0, "pipeline": {"mode": "stream", "batch_size": 8}},
+])
+def test_gpu_path_settings_train_on_cpu(tmp_path, corpus_file, train_overrides):
+    metrics = train(tmp_path / "run", corpus_file, "tiny", TINY_MODEL,
+                    tiny_train(**{"epochs": 2, "steps_per_epoch": 20, **train_overrides}), progress=False)
+    assert metrics["status"] == "complete" and metrics["best"]["val_perplexity"] < 15
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+
+
+def test_untied_model_with_sparse_embedding_gradients(tmp_path, corpus_file):
+    metrics = train(tmp_path / "run", corpus_file, "tiny", {**TINY_MODEL, "tie_weights": False},
+                    tiny_train(epochs=2), progress=False)
+    assert metrics["best"]["val_perplexity"] < 4.0
