@@ -153,6 +153,46 @@ def cmd_evaluate(args):
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
 
 
+def cmd_export(args):
+    from export.exporter import export_run
+
+    manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
+                          args.sample_messages, args.cache_dir)
+    metrics = manifest["metrics"]
+    print(f"wrote {args.out} ({manifest['files']['model.tflite']['bytes']:,} bytes, {args.quantize}); "
+          f"held-out top-3 {metrics['keras_float32']['top3']:.2%} (Keras float) -> "
+          f"{metrics['tflite']['top3']:.2%} (TFLite), perplexity "
+          f"{metrics['keras_float32']['perplexity']:.1f} -> {metrics['tflite']['perplexity']:.1f}")
+    if args.zip:
+        print(f"wrote {args.out.with_suffix('.zip')}")
+
+
+def cmd_inspect(args):
+    from export.inspect import describe
+
+    print(describe(args.bundle))
+
+
+def _add_export_parsers(commands):
+    p = commands.add_parser("export", help="export a run's best model as a quantized TFLite bundle")
+    p.add_argument("run", type=Path, help="run directory made by kblm train")
+    p.add_argument("--quantize", default="dynamic_int8",
+                   help="float32 | float16 | dynamic_int8 | int8 | int16x8 (default dynamic_int8)")
+    p.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    p.add_argument("--zip", action="store_true", help="also write OUT.zip")
+    p.add_argument("--force", action="store_true", help="export even if quality drops past the tolerance")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="largest relative top-3 loss accepted (default 0.01 = 1%%)")
+    p.add_argument("--sample-messages", type=int, default=300,
+                   help="held-out test messages the export is measured on (default 300)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("inspect", help="print a bundle's manifest, ops and sizes; verify checksums")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.set_defaults(func=cmd_inspect)
+
+
 def _add_train_parser(commands):
     p = commands.add_parser("train", help="train a next-word model into a run directory")
     p.add_argument("--corpus", default="brown", help="brown, nlp-corpus, or a text file/directory")
@@ -228,6 +268,7 @@ def build_parser():
                        help="skip the padding-ratio measurement (it builds tf.data batches)")
     stats.set_defaults(func=cmd_data_stats)
     _add_train_parser(commands)
+    _add_export_parsers(commands)
     return parser
 
 

@@ -36,6 +36,6 @@ def evaluate_run(run_dir, split="test", mode=None, batch_size=None, cache_dir=No
         sums = evaluate(steps, dataset, pipeline.batch_size if mode == "stream" else None,
                         max_batches, bar)
     result = {"split": split, "mode": mode, "batch_size": pipeline.batch_size,
-              "tokens": int(sums["tokens"]), **summarize(sums)}
+              **summarize(sums)}
     atomic_write_text(RunPaths(run_dir).root / f"eval-{split}.json", json.dumps(result, indent=2) + "\n")
     return result

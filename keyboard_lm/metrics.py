@@ -2,11 +2,9 @@
 
 Every batch carries ``weights`` (1 for a real target, 0 for padding); the loss and
 metrics divide by the sum of weights, so a padded batch scores exactly like the
-same tokens unpadded.
+same tokens unpadded. ``summarize`` is plain Python (the TF-free phone runtime uses it).
 """
 import math
-
-from keras import ops
 
 
 def next_word_sums(targets, logits, weights, top_k=(1, 3)):
@@ -15,6 +13,8 @@ def next_word_sums(targets, logits, weights, top_k=(1, 3)):
     Sums, not means, so batches and replicas add up exactly; ``summarize`` turns them
     into perplexity and accuracy.
     """
+    from keras import ops
+
     weights = ops.cast(weights, "float32")
     cross_entropy = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
     sums = {"loss_sum": ops.sum(cross_entropy * weights), "tokens": ops.sum(weights)}
@@ -32,7 +32,8 @@ def summarize(sums, prefix=""):
     tokens = max(float(sums["tokens"]), 1e-9)
     mean_loss = float(sums["loss_sum"]) / tokens
     out = {f"{prefix}loss": mean_loss,
-           f"{prefix}perplexity": math.exp(min(mean_loss, 700.0))}
+           f"{prefix}perplexity": math.exp(min(mean_loss, 700.0)),
+           f"{prefix}tokens": int(float(sums["tokens"]))}
     for key in sums:
         if key.startswith("top"):
             out[f"{prefix}{key}"] = float(sums[key]) / tokens

@@ -1,0 +1,129 @@
+"""``kblm export``: a run's best model -> quantized, verified TFLite bundle.
+
+Input: a run directory (``keyboard_lm.run``). Output: a bundle (``export.bundle``) whose
+manifest records the step model's layout and its measured quality on held-out text next
+to the float Keras model's. A mode that loses more than ``tolerance`` (relative top-3) is
+refused unless forced.
+"""
+import hashlib
+import json
+import time
+import warnings
+
+import numpy as np
+
+from data_pipeline.errors import KblmError
+from data_pipeline.vocab import BOS_ID, EOS_ID
+from export import tflite
+from export.bundle import write_bundle
+from export.runtime import StepRunner, score_messages
+from export.step_model import build_step_model, state_names
+from keyboard_lm.metrics import summarize
+
+REFERENCE_BATCH = 64
+
+
+def encode_messages(messages, vocab, limit):
+    """<bos> ids <eos> per message with at least one token, by the phone's own tokenizer."""
+    encoded = []
+    for message in messages:
+        ids = vocab.encode(message)
+        if ids:
+            encoded.append([BOS_ID, *ids, EOS_ID])
+        if len(encoded) >= limit:
+            break
+    return encoded
+
+
+def keras_reference(model, model_config, messages_ids):
+    """Float Keras metrics on whole messages from an empty state (what the step loop does)."""
+    import keras
+
+    from keyboard_lm.metrics import next_word_sums
+    from keyboard_lm.model import zero_states
+
+    total = {}
+    for start in range(0, len(messages_ids), REFERENCE_BATCH):
+        chunk = messages_ids[start:start + REFERENCE_BATCH]
+        width = max(len(ids) for ids in chunk)
+        window = np.zeros((len(chunk), width), np.int32)
+        for row, ids in enumerate(chunk):
+            window[row, :len(ids)] = ids
+        inputs, targets = window[:, :-1], window[:, 1:]
+        logits, *_ = model([keras.ops.convert_to_tensor(inputs), *zero_states(model_config, len(chunk))])
+        sums = next_word_sums(targets, logits, (targets != 0).astype(np.float32))
+        for key, value in sums.items():
+            total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+def state_layout(model_config):
+    sizes = [units for units in model_config.rnn_units for _ in range(2 if model_config.cell == "lstm" else 1)]
+    return list(zip(state_names(model_config), sizes))
+
+
+def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
+               cache_dir=None):
+    """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest."""
+    from data_pipeline.corpora import load_corpus
+    from keyboard_lm.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
+
+    tflite.check_mode(mode)
+    model_config, _, raw = load_run_config(run_dir)
+    vocab = load_run_vocabulary(run_dir, model_config)
+    model = load_run_model(run_dir)
+    corpus = load_corpus(raw["corpus"]["spec"], cache_dir)
+    layout = state_layout(model_config)
+    parameters = int(model.count_params())
+
+    step_model = build_step_model(model, model_config)  # constants only: no cuDNN op, no variables
+    float_bytes = tflite.convert(step_model, "float32")
+    tflite.check_model(float_bytes, "float32", parameters)
+    representative = None
+    if mode in ("int8", "int16x8"):
+        train_ids = encode_messages(corpus.splits["train"], vocab, 200)
+        representative = tflite.representative_samples(StepRunner(float_bytes, layout), train_ids)
+    model_bytes = float_bytes if mode == "float32" else tflite.convert(step_model, mode, representative)
+    ops = tflite.check_model(model_bytes, mode, parameters)
+
+    held_out = encode_messages(corpus.splits["test"], vocab, sample_messages)
+    if not held_out:
+        raise KblmError(f"corpus {corpus.name}: the test split has no tokens to measure the export on")
+    reference = summarize(keras_reference(model, model_config, held_out))
+    measured = summarize(score_messages(StepRunner(model_bytes, layout), held_out))
+    change = (measured["top3"] - reference["top3"]) / max(reference["top3"], 1e-9)
+    if change < -tolerance:
+        message = (f"{mode} loses {-change:.2%} relative top-3 accuracy on held-out text "
+                   f"({reference['top3']:.4f} -> {measured['top3']:.4f}), more than the tolerance "
+                   f"{tolerance:.2%}")
+        if not force:
+            raise KblmError(message + "; choose another mode, raise --tolerance, or pass --force")
+        warnings.warn(message + " (exported anyway: --force)", stacklevel=2)
+
+    paths = RunPaths(run_dir)
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quantization": mode,
+        "tokenizer": vocab.metadata["tokenizer"],
+        "special_ids": vocab.metadata["special_ids"],
+        "model": raw["model"],
+        "signature": {
+            "name": "step",
+            "inputs": [{"name": "token", "shape": [1], "dtype": "int32"}] +
+                      [{"name": name, "shape": [1, size], "dtype": "float32"} for name, size in layout],
+            "outputs": [{"name": "log_probs", "shape": [1, model_config.vocabulary_size], "dtype": "float32"}] +
+                       [{"name": f"next_{name}", "shape": [1, size], "dtype": "float32"} for name, size in layout],
+            "states": [{"name": name, "size": size} for name, size in layout],
+            "vocabulary_size": model_config.vocabulary_size,
+        },
+        "parameters": parameters,
+        "ops": {op: ops.count(op) for op in sorted(set(ops))},
+        "metrics": {
+            "held_out": f"{corpus.name} test split, first {len(held_out)} messages with tokens",
+            "keras_float32": reference, "tflite": measured, "top3_relative_change": change,
+            "tolerance": tolerance, "forced": bool(force and change < -tolerance)},
+        "run": {"path": str(paths.root), "corpus": raw["corpus"],
+                "config_sha256": hashlib.sha256(paths.config.read_bytes()).hexdigest(),
+                "best": json.loads(paths.best_record.read_text()) if paths.best_record.exists() else None},
+    }
+    return write_bundle(out, model_bytes, paths.vocab, manifest, make_zip)
