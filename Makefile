@@ -25,6 +25,8 @@ demo: $(STAMP)
 	$(BIN)/kblm data stats brown --vocab $(RUN)/vocab --json $(RUN)/stats.json --plot $(RUN)/lengths.png
 	$(BIN)/kblm train --corpus brown --preset mobile --epochs 2 --max-minutes $(DEMO_MINUTES) --out $(RUN)/model
 	$(BIN)/kblm evaluate $(RUN)/model --split test
+	$(BIN)/kblm export $(RUN)/model --quantize dynamic_int8 --out $(RUN)/bundle
+	$(BIN)/kblm inspect $(RUN)/bundle
 
 # The tests (CI runs exactly this).
 test: $(STAMP)
@@ -35,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/pipeline_throughput.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/export_latency.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -27,6 +27,13 @@ def machine():
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
 
+def format_number(value):
+    """Three significant digits for small values, thousands separators for large ones."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+
+
 def write_results(name, rows, columns, extra=None):
     """Writes benchmarks/results/NAME.json and NAME.md (a Markdown table); returns the table."""
     RESULTS.mkdir(exist_ok=True)
@@ -39,7 +46,7 @@ def write_results(name, rows, columns, extra=None):
         cells = []
         for key, _ in columns:
             value = row.get(key, "")
-            cells.append(f"{value:,.1f}" if isinstance(value, float) else str(value))
+            cells.append(format_number(value) if isinstance(value, float) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     (RESULTS / f"{name}.md").write_text(table + "\n")
