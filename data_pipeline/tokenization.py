@@ -115,12 +115,14 @@ def _compiled():
     tables = unicode_tables()
     nfkc = {cp: s for cp, s in tables["nfkc"].items()}
     replacements = dict(CHARACTER_REPLACEMENTS)
+    word = character_class(sorted(list(WHITESPACE_RANGES) + tables["punctuation"]), _python_escape, negate=True)
     return {
         "nfkc": nfkc,
         "replacements": replacements,
         "lowercase": tables["lowercase"],
         "whitespace": re.compile(whitespace_class(_python_escape)),
         "token": re.compile(token_pattern(_python_escape)),
+        "word_start": re.compile(word),
     }
 
 
@@ -132,6 +134,27 @@ def normalize(text, options=TokenizerOptions()):
     if options.lowercase:
         text = text.translate(c["lowercase"])
     return c["whitespace"].sub(" ", text)
+
+
+def is_word(token):
+    """True if ``token`` is a word or number (starts with a word character), not punctuation."""
+    return bool(token) and _compiled()["word_start"].match(token) is not None
+
+
+def ends_with_space(text):
+    """True if ``text`` ends with whitespace or a control character (step 4's set)."""
+    return bool(text) and _compiled()["whitespace"].fullmatch(text[-1]) is not None
+
+
+def lowercase(text):
+    """Step 3 alone: the spec's 1:1 lowercase map (for case-insensitive prefix matching)."""
+    return text.translate(_compiled()["lowercase"])
+
+
+def token_spans(text):
+    """(start, end) of each token in ``text`` itself, by the token regex without normalization
+    (the keystroke simulator uses it to find the words a person types)."""
+    return [m.span() for m in _compiled()["token"].finditer(text)]
 
 
 def tokenize(text, options=TokenizerOptions()):

@@ -69,7 +69,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     from keyboard_lm.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
 
     tflite.check_mode(mode)
-    model_config, _, raw = load_run_config(run_dir)
+    model_config, train_config, raw = load_run_config(run_dir)
     vocab = load_run_vocabulary(run_dir, model_config)
     model = load_run_model(run_dir)
     corpus = load_corpus(raw["corpus"]["spec"], cache_dir)
@@ -104,6 +104,9 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quantization": mode,
+        # How training framed sentences: "reset" (message mode: every sentence starts from an
+        # empty state) or "carry" (stream mode: the state runs on across sentences).
+        "sentence_context": "carry" if train_config.pipeline.mode == "stream" else "reset",
         "tokenizer": vocab.metadata["tokenizer"],
         "special_ids": vocab.metadata["special_ids"],
         "model": raw["model"],

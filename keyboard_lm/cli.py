@@ -193,6 +193,97 @@ def _add_export_parsers(commands):
     p.set_defaults(func=cmd_inspect)
 
 
+def _engine(path, threads=1):
+    from export.bundle import load_bundle
+    from keyboard_lm.keyboard import KeyboardEngine
+
+    return KeyboardEngine(load_bundle(path), num_threads=threads)
+
+
+def cmd_suggest(args):
+    engine = _engine(args.bundle)
+    engine.set_text(args.text)
+    what = f"completions of {engine.prefix!r}" if engine.prefix else "next words"
+    print(f"{what}: " + "  ".join(f"[{i + 1}] {w}" for i, w in enumerate(engine.strip())))
+
+
+def cmd_type(args):
+    from keyboard_lm.terminal import run
+
+    run(_engine(args.bundle))
+
+
+def _read_lines(path, limit):
+    from data_pipeline.corpora import read_messages
+
+    messages = read_messages(path)
+    return messages[:limit] if limit else messages
+
+
+def cmd_simulate(args):
+    from keyboard_lm.simulator import EnginePredictor, format_report, simulate
+
+    messages = _read_lines(args.text, args.limit)
+    predictors = [EnginePredictor(_engine(args.bundle))]
+    if args.presage_train:
+        from keyboard_lm.presage import presage_predictor_for
+
+        predictors.append(presage_predictor_for(args.presage_train, args.cache_dir))
+    reports = [simulate(p, messages) for p in predictors]
+    for report in reports:
+        print(format_report(report))
+    if args.json:
+        from data_pipeline.textio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(reports, indent=2) + "\n")
+
+
+def cmd_trace(args):
+    from keyboard_lm.traces import record, write_traces
+
+    engine = _engine(args.bundle)
+    scripts = [line for line in _read_lines(args.keys, None)]
+    traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}")
+              for i, script in enumerate(scripts)]
+    write_traces(args.out, traces, engine_manifest(args.bundle))
+    print(f"wrote {args.out}: {len(traces)} traces, {sum(len(t['keystrokes']) for t in traces)} keystrokes")
+
+
+def engine_manifest(path):
+    from export.bundle import load_bundle
+
+    return load_bundle(path).manifest
+
+
+def _add_harness_parsers(commands):
+    p = commands.add_parser("suggest", help="the 3 suggestions for a text (completions if it ends mid-word)")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.add_argument("text", help="the text before the cursor")
+    p.set_defaults(func=cmd_suggest)
+
+    p = commands.add_parser("type", help="interactive keyboard demo in the terminal")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.set_defaults(func=cmd_type)
+
+    p = commands.add_parser("simulate", help="keystroke savings of a bundle (and Presage) on a text file")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.add_argument("--text", type=Path, required=True, help="UTF-8 text, one message per line")
+    p.add_argument("--limit", type=int, help="only the first N messages")
+    p.add_argument("--presage-train", help="also run Presage, trained on this corpus's train split "
+                                           "(brown, nlp-corpus or a text file)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="corpus and Presage cache directory")
+    p.add_argument("--json", type=Path, help="also write the reports here")
+    p.set_defaults(func=cmd_simulate)
+
+    p = commands.add_parser("trace", help="golden traces of the engine for the Android app's tests")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.add_argument("--keys", type=Path, required=True,
+                   help="one key script per line (\\b backspace, \\t1-\\t3 tap, \\x1b reset)")
+    p.add_argument("--escapes", action="store_true", help="interpret backslash escapes in the scripts")
+    p.add_argument("--out", type=Path, required=True, help="trace JSON to write")
+    p.set_defaults(func=cmd_trace)
+
+
 def _add_train_parser(commands):
     p = commands.add_parser("train", help="train a next-word model into a run directory")
     p.add_argument("--corpus", default="brown", help="brown, nlp-corpus, or a text file/directory")
@@ -269,6 +360,7 @@ def build_parser():
     stats.set_defaults(func=cmd_data_stats)
     _add_train_parser(commands)
     _add_export_parsers(commands)
+    _add_harness_parsers(commands)
     return parser
 
 

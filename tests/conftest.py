@@ -44,3 +44,29 @@ def toy_vocab(toy_corpus):
 @pytest.fixture(scope="session")
 def brown_vocab(brown):
     return build_vocabulary(brown, progress=False)
+
+
+KEYBOARD_SENTENCES = [
+    "see you at the station tomorrow .", "see you at the park tonight !", "i will call you tomorrow .",
+    "the train is late again .", "i think the train is late .", "see you soon .",
+    "don't be late for the train .", "we met at the station .", "are you at the station ?",
+]
+
+
+@pytest.fixture(scope="session")
+def toy_bundle(tmp_path_factory):
+    """A small LSTM trained on a toy corpus and exported in float32 (real training, real LiteRT)."""
+    import numpy as np
+
+    from export.exporter import export_run
+    from keyboard_lm.train import train
+
+    root = tmp_path_factory.mktemp("toy_bundle")
+    rng = np.random.default_rng(0)
+    corpus = root / "messages.txt"
+    corpus.write_text("\n".join(KEYBOARD_SENTENCES[i] for i in rng.integers(0, len(KEYBOARD_SENTENCES), 3000)) + "\n")
+    train(root / "run", str(corpus), "tiny", {"embedding_dim": 16, "rnn_units": [32]},
+          {"epochs": 4, "learning_rate": 1e-2, "pipeline": {"batch_size": 16, "sequence_length": 10}},
+          progress=False)
+    export_run(root / "run", "float32", root / "bundle", sample_messages=50)
+    return root / "bundle"

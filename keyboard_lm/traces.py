@@ -1,0 +1,94 @@
+"""Golden traces: what the engine did on every keystroke, for the Android app's tests to replay.
+
+Input: a bundle and a script of key events. Output: JSON with, per keystroke, the text
+before the cursor, the ids stepped (and how far the engine rewound), the strip and the top
+log-probabilities; and every model step with its full log-probability vector (base64
+float32), so the app's engine can be driven by the recorded model outputs alone.
+
+Key events: a string is typed character by character, except ``"\\b"`` (backspace),
+``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot) and ``"\\x1b"`` (reset the field).
+"""
+import base64
+import json
+
+import numpy as np
+
+from data_pipeline.textio import atomic_write_text
+
+TOP = 5
+
+
+class _RecordingRunner:
+    """Wraps the engine's StepRunner: logs every step (id, log-probs) the engine makes."""
+
+    def __init__(self, runner, log):
+        self._runner, self._log = runner, log
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    @property
+    def states(self):
+        return self._runner.states
+
+    @states.setter
+    def states(self, value):
+        self._runner.states = value
+
+    def step(self, token):
+        log_probs = self._runner.step(token)
+        self._log.append({"id": int(token), "log_probs": base64.b64encode(
+            np.asarray(log_probs, "<f4").tobytes()).decode()})
+        return log_probs
+
+
+def parse_keys(script):
+    """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events."""
+    events, i = [], 0
+    while i < len(script):
+        if script[i] == "\t" and script[i + 1:i + 2] in ("1", "2", "3"):
+            events.append(f"TAP{script[i + 1]}")
+            i += 2
+            continue
+        events.append({"\b": "BACKSPACE", "\x1b": "RESET"}.get(script[i], script[i]))
+        i += 1
+    return events
+
+
+def record(engine, script, name):
+    """Runs ``script`` through ``engine``; returns the trace dict."""
+    steps = []
+    engine.runner = _RecordingRunner(engine.runner, steps)
+    engine.reset()
+    keystrokes = []
+    for event in parse_keys(script):
+        before_steps, before_fed = len(steps), list(engine.fed_ids)
+        if event == "BACKSPACE":
+            engine.backspace()
+        elif event == "RESET":
+            engine.reset()
+        elif event.startswith("TAP"):
+            slot = int(event[3:]) - 1
+            if slot < len(engine.strip()):
+                engine.tap(slot)
+        else:
+            engine.type(event)
+        kept = 0
+        while kept < min(len(before_fed), len(engine.fed_ids)) and before_fed[kept] == engine.fed_ids[kept]:
+            kept += 1
+        top = np.argsort(-engine.log_probs)[:TOP]
+        keystrokes.append({
+            "key": event, "text": engine.text, "prefix": engine.prefix,
+            "kept": kept, "fed": engine.fed_ids[kept:], "steps": [before_steps, len(steps)],
+            "strip": engine.strip(),
+            "top": [{"id": int(i), "token": engine.vocab.tokens[i], "log_prob": round(float(engine.log_probs[i]), 5)}
+                    for i in top]})
+    engine.runner = engine.runner._runner
+    return {"name": name, "script": script, "keystrokes": keystrokes, "model_steps": steps}
+
+
+def write_traces(path, traces, bundle_manifest):
+    payload = {"format_version": 1, "bundle": {"quantization": bundle_manifest["quantization"],
+                                                "model_sha256": bundle_manifest["files"]["model.tflite"]["sha256"]},
+               "traces": traces}
+    atomic_write_text(path, json.dumps(payload, ensure_ascii=False) + "\n")

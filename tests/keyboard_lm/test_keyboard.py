@@ -1,0 +1,241 @@
+"""The keyboard engine (the phone's loop): strip rules, completion, casing, sentence ends,
+backspace from the state stack, priming; the simulator; golden traces; the terminal demo."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from data_pipeline import tokenization
+from data_pipeline.vocab import BOS_ID, EOS_ID
+from export.bundle import load_bundle
+from keyboard_lm.cli import main
+from keyboard_lm.keyboard import KeyboardEngine
+from keyboard_lm.simulator import EnginePredictor, simulate
+from keyboard_lm.traces import record
+
+
+@pytest.fixture(scope="module")
+def bundle(toy_bundle):
+    return load_bundle(toy_bundle)
+
+
+@pytest.fixture
+def engine(bundle):
+    return KeyboardEngine(bundle)
+
+
+def assert_valid_strip(engine, strip):
+    assert len(strip) <= 3 and len({w.lower() for w in strip}) == len(strip)
+    for word in strip:
+        assert word not in ("<pad>", "<unk>", "<bos>", "<eos>") and tokenization.is_word(word)
+
+
+def test_next_words_and_completion(engine):
+    engine.set_text("see you at the ")
+    assert "station" in engine.strip() and engine.prefix == ""
+    engine.set_text("see you at the sta")
+    assert engine.prefix == "sta" and engine.strip()[0] == "station"
+    engine.set_text("see you at the STA")
+    assert engine.strip()[0] == "STATION"
+
+
+def test_capitalisation(engine):
+    engine.reset()
+    assert all(w[0].isupper() for w in engine.strip())  # sentence start
+    engine.set_text("see you soon . ")
+    assert all(w[0].isupper() for w in engine.strip())
+    engine.set_text("see you soon . I will call you tomorrow . ")
+    assert "I" in engine.strip()  # "i" is always capitalised
+    engine.set_text("see you at the Sta")
+    assert engine.strip()[0] == "Station"  # the typed prefix's casing is kept
+
+
+def test_sentence_end_closes_the_sentence_like_training(engine, bundle):
+    engine.set_text("see you soon . ")
+    dot = bundle.vocab.id(".")
+    assert engine.fed_ids[-3:] == [dot, EOS_ID, BOS_ID]
+
+
+def test_backspace_restores_state_without_rerunning(engine, bundle):
+    calls = []
+    step = engine.runner.step
+    engine.runner.step = lambda token: calls.append(token) or step(token)
+    engine.set_text("see you at the station ")
+    typed = list(engine.log_probs)
+    calls.clear()
+    engine.backspace()  # back into "station": it is a prefix again
+    assert engine.prefix == "station" and len(calls) == 1  # one re-step, not a re-run
+    fresh = KeyboardEngine(bundle)
+    fresh.set_text("see you at the station")
+    np.testing.assert_allclose(engine.log_probs, fresh.log_probs, atol=1e-6)
+    engine.type(" ")
+    np.testing.assert_allclose(engine.log_probs, typed, atol=1e-6)
+
+
+def test_priming_equals_typing(engine, bundle):
+    text = "i think the train is late . see you at the "
+    primed = KeyboardEngine(bundle)
+    primed.reset(text)
+    engine.reset()
+    for ch in text:
+        engine.type(ch)
+    assert primed.fed_ids == engine.fed_ids
+    np.testing.assert_allclose(primed.log_probs, engine.log_probs, atol=1e-5)
+    assert primed.strip() == engine.strip()
+
+
+def test_tap_commits_word_and_space(engine):
+    engine.set_text("see you at the sta")
+    assert engine.tap(0) == "station" and engine.text == "see you at the station "
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(keys=st.lists(st.one_of(
+    st.sampled_from(list("seyoutanhi .!?,'-") + ["BS", "BS", "TAP1", "TAP3", "RESET"]),
+    st.characters(exclude_categories=("Cs",)),
+    st.sampled_from(["👍🏽", "مرحبا", "e\u0301", "\x00", "\u202e", "x" * 300])), max_size=25))
+def test_random_keystroke_streams_never_break_the_strip(bundle, keys):
+    engine = _shared_engine(bundle)
+    engine.reset()
+    for key in keys:
+        if key == "BS":
+            engine.backspace()
+        elif key == "RESET":
+            engine.reset()
+        elif key.startswith("TAP"):
+            strip = engine.strip()
+            if int(key[3]) <= len(strip):
+                engine.tap(int(key[3]) - 1)
+        else:
+            engine.type(key)
+        assert_valid_strip(engine, engine.strip())
+    fresh = _shared_engine(bundle, fresh=True)
+    fresh.reset(engine.text)  # incremental state == state primed from the same text
+    assert fresh.fed_ids == engine.fed_ids
+
+
+_ENGINES = {}
+
+
+def _shared_engine(bundle, fresh=False):
+    key = "fresh" if fresh else "main"
+    if key not in _ENGINES:
+        _ENGINES[key] = KeyboardEngine(bundle)
+    return _ENGINES[key]
+
+
+class OraclePredictor:
+    """Knows the message being typed and always suggests the intended word (tests the simulator)."""
+
+    name = "oracle"
+
+    def __init__(self, message):
+        self.spans = [(s, e) for s, e in tokenization.token_spans(message)
+                      if tokenization.is_word(message[s:e])]
+        self.message = message
+
+    def reset(self, text=""):
+        pass
+
+    def suggestions(self, text):
+        i = len(text)
+        return [self.message[s:e] for s, e in self.spans if s <= i < e][:1]
+
+
+class SilentPredictor:
+    name = "silent"
+
+    def reset(self, text=""):
+        pass
+
+    def suggestions(self, text):
+        return []
+
+
+def test_simulator_definitions():
+    message = "see you, soon"  # 13 characters, 3 words
+    report = simulate(OraclePredictor(message), [message], progress=False)
+    # taps: "see"+space (1), "you" (1), "," (1, typed), " " (1, typed), "soon" (1) = 5
+    assert report["keystrokes_with"] == 5 and report["keystrokes_without"] == 13
+    assert report["ksr"] == pytest.approx(1 - 5 / 13) and report["top1"] == 1.0
+    silent = simulate(SilentPredictor(), [message], progress=False)
+    assert silent["ksr"] == 0.0 and silent["top3"] == 0.0
+
+
+def test_engine_in_the_simulator(bundle):
+    from tests.conftest import KEYBOARD_SENTENCES
+
+    report = simulate(EnginePredictor(KeyboardEngine(bundle)), KEYBOARD_SENTENCES, progress=False)
+    assert report["ksr"] > 0.4 and report["top3"] > 0.5  # a model that learned the toy corpus
+    assert report["latency_ms"]["p50"] > 0
+
+
+def test_traces_are_deterministic_and_complete(bundle):
+    script = "see you at the sta\t1\b\bx\x1bi think"
+    first = record(KeyboardEngine(bundle), script, "t")
+    second = record(KeyboardEngine(bundle), script, "t")
+    assert json.dumps(first) == json.dumps(second)
+    keys = [k["key"] for k in first["keystrokes"]]
+    assert "TAP1" in keys and "BACKSPACE" in keys and "RESET" in keys
+    import base64
+
+    vector = np.frombuffer(base64.b64decode(first["model_steps"][0]["log_probs"]), "<f4")
+    assert vector.shape == (len(bundle.vocab),) and first["model_steps"][0]["id"] == BOS_ID
+
+
+def test_harness_is_tensorflow_free(toy_bundle):
+    code = ("import sys; sys.modules['tensorflow'] = None\n"
+            "from export.bundle import load_bundle\n"
+            "from keyboard_lm.keyboard import KeyboardEngine\n"
+            "from keyboard_lm.simulator import simulate, EnginePredictor\n"
+            "from keyboard_lm import traces, terminal\n"
+            f"e = KeyboardEngine(load_bundle({str(toy_bundle)!r})); e.set_text('see you at the sta')\n"
+            "assert e.strip()\n"
+            "assert not any(m.startswith(('tensorflow', 'keras')) for m in sys.modules if sys.modules[m])\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_suggest_simulate_trace(toy_bundle, tmp_path, capsys):
+    assert main(["suggest", str(toy_bundle), "see you at the sta"]) == 0
+    assert "[1] station" in capsys.readouterr().out
+    text = tmp_path / "t.txt"
+    text.write_text("see you at the station tomorrow .\ni think the train is late .\n")
+    assert main(["simulate", str(toy_bundle), "--text", str(text), "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())[0]["messages"] == 2
+    keys = tmp_path / "keys.txt"
+    keys.write_text("see you at the sta\\t1\\b\n")
+    assert main(["trace", str(toy_bundle), "--keys", str(keys), "--escapes", "--out", str(tmp_path / "tr.json")]) == 0
+    assert json.loads((tmp_path / "tr.json").read_text())["traces"][0]["keystrokes"][-1]["key"] == "BACKSPACE"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_type_demo_under_tmux(toy_bundle, tmp_path):
+    session = f"kblm{time.monotonic_ns()}"
+    command = f"{sys.executable} -m keyboard_lm.cli type {toy_bundle}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "10", command], check=True)
+    try:
+        def screen():
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True).stdout
+
+        def wait_for(text):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if text in screen():
+                    return True
+                time.sleep(0.2)
+            return False
+
+        assert wait_for("[1]"), screen()
+        subprocess.run(["tmux", "send-keys", "-t", session, "-l", "see you at the sta"], check=True)
+        assert wait_for("[1] station"), screen()
+        subprocess.run(["tmux", "send-keys", "-t", session, "Tab"], check=True)
+        assert wait_for("> see you at the station"), screen()  # (tmux trims the trailing space)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
