@@ -191,6 +191,8 @@ class PresagePredictor:
     the context moves on, so asking twice for the same context gives [] the second time.
     """
 
+    name = "presage"
+
     def __init__(self, db_path, suggestions=3, *, order=None, repeat_suggestions=False):
         self._handle = None  # first, so close() in __del__ is safe if __init__ fails
         available = database_order(db_path)
@@ -265,6 +267,9 @@ class PresagePredictor:
             raise KblmError(f"presage_predict failed: {_error_name(code)}")
         return [word for word in words if word]  # "" may come from dbs built elsewhere
 
+    def reset(self, text=""):
+        """A new text field: nothing to do, Presage reads the whole context on every call."""
+
     def close(self):
         """Frees the Presage instance; further suggestions() raise KblmError."""
         handle, self._handle = self._handle, None
@@ -279,3 +284,18 @@ class PresagePredictor:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def presage_predictor_for(corpus_spec, cache_dir=None, order=3):
+    """A PresagePredictor trained on the train split of ``corpus_spec`` (cached by content)."""
+    import hashlib
+
+    from data_pipeline.corpora import default_cache_dir, load_corpus
+
+    corpus = load_corpus(corpus_spec, cache_dir)
+    digest = hashlib.sha256("\n".join(corpus.splits["train"]).encode()).hexdigest()[:16]
+    db = Path(cache_dir or default_cache_dir()) / "presage" / f"{corpus.name}-{order}gram-{digest}.db"
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        train_ngram_database(corpus.splits["train"], db, order)
+    return PresagePredictor(db, order=order)

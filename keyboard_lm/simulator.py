@@ -8,8 +8,10 @@ every figure):
     KSR   = 1 - keystrokes with prediction / keystrokes without
             (without: one keystroke per character; with: characters typed + one per tap,
             a tap also enters the space after the word)
-    top-k = share of words whose exact form is in the first k slots before any of its
+    top-k = share of words that are in the first k slots before any of their
             characters is typed
+    A suggestion matches the intended word ignoring case (the keyboard applies casing;
+    engines that only suggest lowercase, like Presage, are not penalised for it).
     latency = time of each suggestions() call, one per keystroke (p50, p99)
 """
 import statistics
@@ -54,7 +56,8 @@ def simulate_message(predictor, message, counts, latencies):
         latencies.append(time.perf_counter() - started)
         if i in inside:
             start, end = inside[i]
-            word = message[start:end]
+            word = message[start:end].lower()
+            strip = [w.lower() for w in strip]
             if i == start:
                 counts["words"] += 1
                 counts["top1"] += word in strip[:1]
