@@ -223,7 +223,14 @@ def _read_lines(path, limit):
 def cmd_simulate(args):
     from keyboard_lm.simulator import EnginePredictor, format_report, simulate
 
-    messages = _read_lines(args.text, args.limit)
+    if args.text:
+        messages = _read_lines(args.text, args.limit)
+    elif args.corpus:
+        from data_pipeline.corpora import load_corpus
+
+        messages = load_corpus(args.corpus, args.cache_dir).splits[args.split][:args.limit]
+    else:
+        raise KblmError("give the text to replay: --text FILE, or --corpus NAME [--split test]")
     predictors = [EnginePredictor(_engine(args.bundle))]
     if args.presage_train:
         from keyboard_lm.presage import presage_predictor_for
@@ -267,7 +274,9 @@ def _add_harness_parsers(commands):
 
     p = commands.add_parser("simulate", help="keystroke savings of a bundle (and Presage) on a text file")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
-    p.add_argument("--text", type=Path, required=True, help="UTF-8 text, one message per line")
+    p.add_argument("--text", type=Path, help="UTF-8 text, one message per line")
+    p.add_argument("--corpus", help="or a corpus (brown, nlp-corpus, a path) and --split")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="with --corpus (default test)")
     p.add_argument("--limit", type=int, help="only the first N messages")
     p.add_argument("--presage-train", help="also run Presage, trained on this corpus's train split "
                                            "(brown, nlp-corpus or a text file)")
