@@ -9,6 +9,7 @@ Two layouts:
 message mode (padded, masked; shuffled, optionally bucketed by length)::
 
     message "see you soon"   ->  <bos> see you soon <eos>        (ids 2 71 33 912 3)
+    (a message of several sentences is first cut into sentences, as the keyboard does)
     windows of sequence_length + 1 tokens, overlapping by one, so every token but
     <bos> is a target exactly once; then padded with 0 at the right:
 
@@ -19,7 +20,7 @@ message mode (padded, masked; shuffled, optionally bucketed by length)::
 
 stream mode (truncated BPTT; a stateful model carries its state across batches)::
 
-    the whole split as one stream  <bos> w w w <eos> <bos> w w <eos> ...  (N ids)
+    the whole split as one stream of sentences  <bos> w w w <eos> <bos> w w <eos> ...  (N ids)
     cut into batch_size rows, each a contiguous stretch of N // batch_size ids:
 
         row 0   t0      t1      ...  t(S-1)
@@ -35,6 +36,7 @@ import tensorflow as tf
 
 from data_pipeline.errors import KblmError
 from data_pipeline.tf_tokenization import TFTokenizer
+from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 MODES = ("message", "stream")
@@ -129,8 +131,14 @@ def encode_messages(messages, vocab):
     return out
 
 
+def sentences_of(messages):
+    """Messages cut into sentences (``split_sentences``): the unit of <bos> ... <eos>."""
+    return [sentence for message in messages for sentence in split_sentences(message)]
+
+
 def message_dataset(messages, vocab, config=PipelineConfig(), training=True):
-    """Padded, masked (inputs, targets, weights) batches; shuffled when ``training``."""
+    """Padded, masked (inputs, targets, weights) batches of sentences; shuffled when ``training``."""
+    messages = sentences_of(messages)
     if not messages:
         raise KblmError("message dataset: no messages")
     encoder = Encoder(vocab)
@@ -157,7 +165,7 @@ def message_dataset(messages, vocab, config=PipelineConfig(), training=True):
 
 def stream_ids(messages, vocab):
     """The split as one id stream: <bos> ids <eos> <bos> ids <eos> ..."""
-    encoded = [row for row in encode_messages(messages, vocab) if len(row) > 2]
+    encoded = [row for row in encode_messages(sentences_of(messages), vocab) if len(row) > 2]
     return np.concatenate(encoded) if encoded else np.zeros([0], np.int32)
 
 

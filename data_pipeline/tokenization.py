@@ -40,6 +40,7 @@ SYMBOL_CONTINUATION_RANGES = ((0xFE0E, 0xFE0F), (0x20E3, 0x20E3), (0x1F3FB, 0x1F
 REGIONAL_INDICATOR_RANGE = ((0x1F1E6, 0x1F1FF),)
 ZERO_WIDTH_JOINER = 0x200D
 CHARACTER_REPLACEMENTS = {0x2019: "'", 0x2010: "-"}
+SENTENCE_ENDS = frozenset({".", "!", "?"})  # tokens that close a sentence (<eos> <bos> follow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +153,25 @@ def lowercase(text):
 
 
 def token_spans(text):
-    """(start, end) of each token in ``text`` itself, by the token regex without normalization
-    (the keystroke simulator uses it to find the words a person types)."""
-    return [m.span() for m in _compiled()["token"].finditer(text)]
+    """(start, end) of each token in ``text`` itself, by the token regex without NFKC or
+    lowercasing (the 1:1 apostrophe/hyphen replacements apply, so spans line up)."""
+    return [m.span() for m in _compiled()["token"].finditer(text.translate(_compiled()["replacements"]))]
+
+
+def split_sentences(text):
+    """The sentences of a message: cut after every token that normalizes to . ! or ?
+
+    Training, export scoring and the keyboard engine all frame text this way, so a model
+    always sees a sentence as <bos> ... <eos>. (Abbreviations such as "Mr." end a
+    sentence too: the rule is simple on purpose, and the same everywhere.)
+    """
+    sentences, start = [], 0
+    for begin, end in token_spans(text):
+        if unicodedata.normalize("NFKC", text[begin:end]) in SENTENCE_ENDS:
+            sentences.append(text[start:end].strip())
+            start = end
+    sentences.append(text[start:].strip())
+    return [s for s in sentences if s]
 
 
 def tokenize(text, options=TokenizerOptions()):

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from data_pipeline.errors import KblmError
+from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
@@ -24,14 +25,15 @@ REFERENCE_BATCH = 64
 
 
 def encode_messages(messages, vocab, limit):
-    """<bos> ids <eos> per message with at least one token, by the phone's own tokenizer."""
+    """<bos> ids <eos> per sentence with at least one token, by the phone's own tokenizer."""
     encoded = []
     for message in messages:
-        ids = vocab.encode(message)
-        if ids:
-            encoded.append([BOS_ID, *ids, EOS_ID])
+        for sentence in split_sentences(message):
+            ids = vocab.encode(sentence)
+            if ids:
+                encoded.append([BOS_ID, *ids, EOS_ID])
         if len(encoded) >= limit:
-            break
+            return encoded[:limit]
     return encoded
 
 

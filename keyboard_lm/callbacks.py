@@ -61,10 +61,10 @@ def best_so_far(record_path):
 def run_callbacks(paths, config, model_config, resume, title):
     """The callback list of a run (each worker of a multi-worker run has its own run dir)."""
     paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(paths.backup)),
+    callbacks = [  # the best model is saved before the backup marks the epoch done
         AtomicModelCheckpoint(str(paths.best_model), paths.best_record, model_config,
                               initial_value_threshold=best_so_far(paths.best_record) if resume else None),
+        keras.callbacks.BackupAndRestore(str(paths.backup)),
         keras.callbacks.CSVLogger(str(paths.csv_log), append=resume),
         keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False),
         CurvePlot(paths.csv_log, paths.curves, title),

@@ -164,7 +164,9 @@ def cmd_export(args):
           f"{metrics['tflite']['top3']:.2%} (TFLite), perplexity "
           f"{metrics['keras_float32']['perplexity']:.1f} -> {metrics['tflite']['perplexity']:.1f}")
     if args.zip:
-        print(f"wrote {args.out.with_suffix('.zip')}")
+        from export.bundle import zip_path
+
+        print(f"wrote {zip_path(args.out)}")
 
 
 def cmd_inspect(args):

@@ -23,7 +23,6 @@ from data_pipeline import tokenization
 from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS
 
 STRIP_SIZE = 3
-SENTENCE_ENDS = frozenset({".", "!", "?"})
 STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime from the start
 
 
@@ -78,7 +77,10 @@ class KeyboardEngine:
     def tap(self, index):
         """Accepts suggestion ``index``: the word replaces the prefix, plus a space."""
         word = self.strip()[index]
-        self.set_text(self.text[:self._prefix_start()] + word + " ")
+        before = self.text[:self._prefix_start()]
+        if before and not self.prefix and not tokenization.ends_with_space(before):
+            before += " "  # after "Hi." the word needs its own space
+        self.set_text(before + word + " ")
         return word
 
     # -- model steps ----------------------------------------------------------------------
@@ -91,7 +93,7 @@ class KeyboardEngine:
         ids = [BOS_ID]
         for token in tokens:
             ids.append(self.vocab.id(token))
-            if token in SENTENCE_ENDS:
+            if token in tokenization.SENTENCE_ENDS:
                 ids += [EOS_ID, BOS_ID]
         return ids, prefix
 

@@ -71,6 +71,16 @@ def make_optimizer(config, steps_per_epoch):
     return optimizer
 
 
+def _merge_duplicates(gradient):
+    """Sums the rows of a sparse gradient that share an index: without this, the global norm
+    (and so the clipping) of an untied embedding's gradient undercounts repeated words."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    unique, position = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(unique)[0])
+    return tf.IndexedSlices(values, unique, gradient.dense_shape)
+
+
 def _divide(gradient, divisor):
     if isinstance(gradient, tf.IndexedSlices):  # an untied embedding's sparse gradient stays sparse
         return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
@@ -106,23 +116,28 @@ class Steps:
         grads = tape.gradient(scaled, variables)
         return sums, grads, [tf.stop_gradient(s) for s in next_states]
 
-    def _replica_train(self, batch, states):
+    def _replica_train(self, batch, states, stop):
         inputs, targets, weights = batch
         states = self._states(inputs, states)
         context = tf.distribute.get_replica_context()
         total_tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))
         sums, grads, next_states = self._gradients(inputs, targets, weights, states, total_tokens)
-        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grads = [_merge_duplicates(g) for g in context.all_reduce(tf.distribute.ReduceOp.SUM, grads)]
         optimizer = self.model.optimizer
         scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
         replicas = tf.cast(self.strategy.num_replicas_in_sync, tf.float32)
         optimizer.apply([_divide(g, replicas) for g in grads], self.model.trainable_variables)
+        # Every worker must take the same number of steps (each waits in the all-reduce), so a
+        # stop request (time budget) is agreed on: any worker's request stops them all.
+        sums["stop"] = context.all_reduce(tf.distribute.ReduceOp.SUM, stop)  # > 0: someone asked
         return sums, next_states
 
-    def _train_step(self, batch, states=None):
-        sums, next_states = self.strategy.run(self._replica_train, args=(batch, states))
-        return self._reduce(sums), next_states
+    def _train_step(self, batch, states=None, stop=False):
+        stop = tf.constant(1.0 if stop else 0.0)
+        sums, next_states = self.strategy.run(self._replica_train, args=(batch, states, stop))
+        stop = self.strategy.experimental_local_results(sums.pop("stop"))[0]
+        return {**self._reduce(sums), "stop": stop}, next_states
 
     def _forward_impl(self, inputs, targets, weights, states):
         logits, *next_states = self.model([inputs, *states], training=False)
@@ -194,8 +209,11 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
         total = {}
         for step in range(steps_per_epoch):
             callbacks.on_train_batch_begin(step)
-            sums, next_states = steps.train_step(next(batches), states)
+            over_budget = (config.max_minutes is not None
+                           and time.monotonic() - started > 60 * config.max_minutes)
+            sums, next_states = steps.train_step(next(batches), states, over_budget)
             states = next_states if stream else None
+            out_of_time = float(sums.pop("stop")) > 0
             _accumulate(total, sums)
             if not math.isfinite(total["loss_sum"]):
                 raise TrainingDiverged(
@@ -203,8 +221,7 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
                     f"step {step + 1}; the last good model and backup are kept; lower the "
                     "learning rate or the clip norm")
             callbacks.on_train_batch_end(step, summarize(total))
-            if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
-                out_of_time = True
+            if out_of_time:
                 break
         seconds = time.monotonic() - epoch_started
         valid = evaluate(steps, valid_dataset, batch_size if stream else None, config.validation_steps)

@@ -31,6 +31,14 @@ def test_examples(text, tokens):
     assert tokenize(text) == tokens
 
 
+def test_sentences():
+    from data_pipeline.tokenization import split_sentences
+
+    assert split_sentences("Ok. See you at 3.15! Really? yes") == ["Ok.", "See you at 3.15!", "Really?", "yes"]
+    assert split_sentences("no end ") == ["no end"] and split_sentences(" ") == []
+    assert split_sentences("Wait．What") == ["Wait．", "What"]  # fullwidth full stop (NFKC '.')
+
+
 def test_case_is_kept_when_asked():
     assert tokenize("I saw Atlanta's Mayor", CASED) == ["I", "saw", "Atlanta's", "Mayor"]
 

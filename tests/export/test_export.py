@@ -13,7 +13,7 @@ import tensorflow as tf
 from data_pipeline.errors import KblmError
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
-from export.bundle import FORMAT_VERSION, load_bundle
+from export.bundle import FORMAT_VERSION, load_bundle, zip_path
 from export.exporter import encode_messages, export_run, state_layout
 from export.runtime import StepRunner
 from export.step_model import build_step_model
@@ -115,7 +115,7 @@ def test_export_bundle_inspect_and_tf_free_loading(brown_run, tmp_path, capsys):
     assert manifest["format_version"] == FORMAT_VERSION and manifest["quantization"] == "dynamic_int8"
     assert [s["name"] for s in manifest["signature"]["states"]] == ["h0", "c0", "h1", "c1"]
     assert manifest["metrics"]["keras_float32"]["tokens"] == manifest["metrics"]["tflite"]["tokens"] > 100
-    assert main(["inspect", str(out.with_suffix(".zip"))]) == 0
+    assert main(["inspect", str(zip_path(out))]) == 0
     assert "checksums OK" in capsys.readouterr().out
     code = ("import sys; sys.modules['tensorflow'] = None\n"
             "from export.bundle import load_bundle\n"
@@ -166,8 +166,26 @@ def test_zip_with_escaping_paths(bundle, tmp_path):
     assert not (tmp_path.parent / "outside.txt").exists()
 
 
+def test_zip_with_unexpected_entries_is_refused_and_cleaned_up(bundle, tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(bundle / "manifest.json", "manifest.json")
+        archive.writestr("pad.bin", b"\0" * 5_000_000)
+    before = set(Path(tempfile.gettempdir()).glob("kblm-bundle-*"))
+    with pytest.raises(KblmError, match="unexpected entry 'pad.bin'"):
+        load_bundle(bomb)
+    assert set(Path(tempfile.gettempdir()).glob("kblm-bundle-*")) == before
+
+
+def test_bundle_directories_get_the_usual_mode(bundle):
+    assert bundle.stat().st_mode & 0o755 == 0o755
+
+
 def test_zip_bundle_loads(bundle):
-    loaded = load_bundle(bundle.with_suffix(".zip"))
+    loaded = load_bundle(zip_path(bundle))
     assert loaded.manifest["quantization"] == "float32"
 
 

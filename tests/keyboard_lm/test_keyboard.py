@@ -93,6 +93,11 @@ def test_priming_equals_typing(engine, bundle):
 def test_tap_commits_word_and_space(engine):
     engine.set_text("see you at the sta")
     assert engine.tap(0) == "station" and engine.text == "see you at the station "
+    engine.set_text("see you soon.")  # straight after punctuation: the word gets its space
+    word = engine.tap(0)
+    assert engine.text == f"see you soon. {word} "
+    engine.set_text("i don’t be la")  # a curly apostrophe earlier in the text
+    assert engine.tap(0) == "late" and engine.text == "i don’t be late "
 
 
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))

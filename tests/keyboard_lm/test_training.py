@@ -186,7 +186,7 @@ def test_evaluate_a_missing_or_corrupt_run(tmp_path, capsys):
 def test_gpu_path_settings_train_on_cpu(tmp_path, corpus_file, train_overrides):
     metrics = train(tmp_path / "run", corpus_file, "tiny", TINY_MODEL,
                     tiny_train(**{"epochs": 2, "steps_per_epoch": 20, **train_overrides}), progress=False)
-    assert metrics["status"] == "complete" and metrics["best"]["val_perplexity"] < 15
+    assert metrics["status"] == "complete" and metrics["best"]["val_perplexity"] < 18  # uniform: ~22
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
 
 
@@ -194,3 +194,21 @@ def test_untied_model_with_sparse_embedding_gradients(tmp_path, corpus_file):
     metrics = train(tmp_path / "run", corpus_file, "tiny", {**TINY_MODEL, "tie_weights": False},
                     tiny_train(epochs=2), progress=False)
     assert metrics["best"]["val_perplexity"] < 4.0
+
+
+def test_sparse_gradients_are_merged_before_clipping():
+    import tensorflow as tf
+
+    from keyboard_lm.loop import _merge_duplicates
+
+    values = tf.ones([100, 4])
+    sparse = tf.IndexedSlices(values, tf.zeros([100], tf.int64), tf.constant([10, 4], tf.int64))
+    dense_norm = float(tf.norm(tf.convert_to_tensor(sparse)))
+    assert dense_norm == pytest.approx(200.0)
+    assert float(tf.linalg.global_norm([_merge_duplicates(sparse)])) == pytest.approx(dense_norm)
+
+
+def test_time_budget_stops_after_validating(tmp_path, corpus_file):
+    metrics = train(tmp_path / "run", corpus_file, "tiny", TINY_MODEL,
+                    tiny_train(epochs=50, max_minutes=0.05), progress=False)
+    assert metrics["status"] == "time_budget" and metrics["best"] is not None
