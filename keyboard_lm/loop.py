@@ -129,15 +129,14 @@ class Steps:
         replicas = tf.cast(self.strategy.num_replicas_in_sync, tf.float32)
         optimizer.apply([_divide(g, replicas) for g in grads], self.model.trainable_variables)
         # Every worker must take the same number of steps (each waits in the all-reduce), so a
-        # stop request (time budget) is agreed on: any worker's request stops them all.
-        sums["stop"] = context.all_reduce(tf.distribute.ReduceOp.SUM, stop)  # > 0: someone asked
+        # stop request (time budget) is summed over all replicas below: any request stops all.
+        sums["stop"] = tf.identity(stop)
         return sums, next_states
 
     def _train_step(self, batch, states=None, stop=False):
         stop = tf.constant(1.0 if stop else 0.0)
         sums, next_states = self.strategy.run(self._replica_train, args=(batch, states, stop))
-        stop = self.strategy.experimental_local_results(sums.pop("stop"))[0]
-        return {**self._reduce(sums), "stop": stop}, next_states
+        return self._reduce(sums), next_states
 
     def _forward_impl(self, inputs, targets, weights, states):
         logits, *next_states = self.model([inputs, *states], training=False)
