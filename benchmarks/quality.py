@@ -32,7 +32,7 @@ def experiments(minutes):
         "brown-bengio-mobile": dict(corpus="brown", preset="mobile", budget=minutes,
                                     vocab=VocabularyOptions.bengio(), tokenizer=TokenizerOptions(lowercase=False),
                                     train={"epochs": 100, "pipeline": stream}),
-        "nlp-corpus-mobile": dict(corpus="nlp-corpus", preset="mobile", budget=minutes / 3,
+        "nlp-corpus-mobile": dict(corpus="nlp-corpus", preset="mobile", budget=minutes * 2 / 3,
                                   vocab=VocabularyOptions(), tokenizer=TokenizerOptions(),
                                   train={"epochs": 100}),
     }
