@@ -13,8 +13,9 @@ Modes (measured on the mobile preset, 10k vocabulary, 1.36M parameters):
 - ``int8``: full integer (int8 activations calibrated on states from the real step loop
   over training text). The converter quantizes the gather table and the output weights
   differently, so the tied embedding is stored twice: 2.46 MB.
-- ``int16x8``: int16 activations, int8 weights, if the converter manages it (reported to
-  fail for LSTMs; the step is plain fully-connected math, which may avoid that).
+- ``int16x8``: int16 activations, int8 weights. The converter fails on trained models
+  ("Mismatch between number of weight maxs and channels"; upstream reports 16x8 failing
+  for LSTMs); randomly initialised ones convert but run ~10x slower than int8.
 """
 import tempfile
 
