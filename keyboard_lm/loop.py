@@ -95,10 +95,12 @@ class Steps:
         self.model_config = model_config
         self.strategy = strategy
         self.clip_norm = clip_norm
-        self._gradients = tf.function(self._gradients_impl, jit_compile=jit_compile)
-        self._forward = tf.function(self._forward_impl, jit_compile=jit_compile)
-        self.train_step = tf.function(self._train_step)
-        self.eval_step = tf.function(self._eval_step)
+        # reduce_retracing: bucketed message batches come in several lengths; trace once
+        # with a generic time dimension instead of once per bucket.
+        self._gradients = tf.function(self._gradients_impl, jit_compile=jit_compile, reduce_retracing=True)
+        self._forward = tf.function(self._forward_impl, jit_compile=jit_compile, reduce_retracing=True)
+        self.train_step = tf.function(self._train_step, reduce_retracing=True)
+        self.eval_step = tf.function(self._eval_step, reduce_retracing=True)
 
     def _states(self, inputs, states):
         if states is None:
