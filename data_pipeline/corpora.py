@@ -224,7 +224,8 @@ def load_corpus(spec, cache_dir=None, paragraphs=False, replace_bad_bytes=False)
         tarball = fetch("nlp-corpus", cache_dir)
         return Corpus("nlp-corpus", PACKAGES["nlp-corpus"].tarball,
                       seeded_split(nlp_corpus_sentences(tarball)))
-    if spec in PACKAGES or not Path(spec).exists() and "/" not in spec and "." not in spec:
+    looks_like_a_name = "/" not in spec and "." not in spec
+    if looks_like_a_name and not Path(spec).exists():
         raise KblmError(f"unknown corpus {spec!r}; choose one of {sorted(PACKAGES)} or give a "
                         "path to a text file or directory")
     messages = read_messages(spec, paragraphs, replace_bad_bytes)

@@ -60,8 +60,7 @@ def keras_reference(model, model_config, messages_ids):
 
 
 def state_layout(model_config):
-    sizes = [units for units in model_config.rnn_units for _ in range(2 if model_config.cell == "lstm" else 1)]
-    return list(zip(state_names(model_config), sizes))
+    return list(zip(state_names(model_config), model_config.state_sizes()))
 
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,

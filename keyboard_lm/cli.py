@@ -250,18 +250,16 @@ def cmd_simulate(args):
 def cmd_trace(args):
     from keyboard_lm.traces import record, write_traces
 
-    engine = _engine(args.bundle)
-    scripts = [line for line in _read_lines(args.keys, None)]
+    from export.bundle import load_bundle
+    from keyboard_lm.keyboard import KeyboardEngine
+
+    bundle = load_bundle(args.bundle)
+    engine = KeyboardEngine(bundle)
+    scripts = _read_lines(args.keys, None)
     traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}")
               for i, script in enumerate(scripts)]
-    write_traces(args.out, traces, engine_manifest(args.bundle))
+    write_traces(args.out, traces, bundle.manifest)
     print(f"wrote {args.out}: {len(traces)} traces, {sum(len(t['keystrokes']) for t in traces)} keystrokes")
-
-
-def engine_manifest(path):
-    from export.bundle import load_bundle
-
-    return load_bundle(path).manifest
 
 
 def _add_harness_parsers(commands):

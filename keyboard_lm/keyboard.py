@@ -146,8 +146,9 @@ class KeyboardEngine:
         best = candidates[np.argpartition(-scores, take - 1)[:take]]
         best = best[np.argsort(-self.log_probs[best], kind="stable")]
         words, seen = [], set()
+        typed = self._typed_prefix()  # once per strip, not per candidate
         for token_id in best:
-            word = self._display(self.vocab.tokens[token_id])
+            word = self._display(self.vocab.tokens[token_id], typed)
             if word.lower() not in seen:
                 seen.add(word.lower())
                 words.append(word)
@@ -163,9 +164,8 @@ class KeyboardEngine:
     def sentence_initial(self):
         return self._fed[-1:] == [BOS_ID]
 
-    def _display(self, token):
+    def _display(self, token, typed):
         """Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised."""
-        typed = self._typed_prefix()
         if typed:
             rest = token[len(tokenization.lowercase(self.prefix)):]
             return typed + (rest.upper() if len(typed) > 1 and typed.isupper() else rest)
