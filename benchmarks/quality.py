@@ -1,7 +1,7 @@
 """Model quality under a CPU time budget: Brown with the Bengio et al. 2003 protocol, and
 nlp-corpus with the default vocabulary. Test perplexity and top-1/top-3 accuracy.
 
-Run: ``python benchmarks/quality.py [--minutes 30] [--only brown-bengio-mobile]``. Trains into
+Run: ``python benchmarks/quality.py [--minutes 30] [--nlp-minutes 45] [--only brown-bengio-mobile]``. Trains into
 runs/bench/NAME (resumable: an interrupted benchmark continues), then evaluates on test.
 Writes benchmarks/results/quality.{json,md}.
 
@@ -23,7 +23,7 @@ from benchmarks.common import RESULTS, write_results  # noqa: E402
 RUNS = "runs/bench"
 
 
-def experiments(minutes):
+def experiments(minutes, nlp_minutes):
     from data_pipeline.tokenization import TokenizerOptions
     from data_pipeline.vocab import VocabularyOptions
 
@@ -32,7 +32,7 @@ def experiments(minutes):
         "brown-bengio-mobile": dict(corpus="brown", preset="mobile", budget=minutes,
                                     vocab=VocabularyOptions.bengio(), tokenizer=TokenizerOptions(lowercase=False),
                                     train={"epochs": 100, "pipeline": stream}),
-        "nlp-corpus-mobile": dict(corpus="nlp-corpus", preset="mobile", budget=minutes * 2 / 3,
+        "nlp-corpus-mobile": dict(corpus="nlp-corpus", preset="mobile", budget=nlp_minutes,
                                   vocab=VocabularyOptions(), tokenizer=TokenizerOptions(),
                                   train={"epochs": 100}),
     }
@@ -60,9 +60,10 @@ def run(name, spec):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget of the Brown run")
+    parser.add_argument("--nlp-minutes", type=float, default=45.0, help="training budget of the nlp-corpus run")
     parser.add_argument("--only", help="comma-separated experiment names")
     args = parser.parse_args()
-    specs = experiments(args.minutes)
+    specs = experiments(args.minutes, args.nlp_minutes)
     names = args.only.split(",") if args.only else list(specs)
     previous = RESULTS / "quality.json"
     rows = {r["experiment"]: r for r in json.loads(previous.read_text())["rows"]} if previous.exists() else {}
