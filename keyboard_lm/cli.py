@@ -195,15 +195,42 @@ def _add_export_parsers(commands):
     p.set_defaults(func=cmd_inspect)
 
 
-def _engine(path, threads=1):
+def _engine(args, threads=1):
+    """The engine for a bundle, with the strip options of ``_add_engine_options``."""
     from export.bundle import load_bundle
     from keyboard_lm.keyboard import KeyboardEngine
+    from keyboard_lm.personal_cache import PersonalCache
 
-    return KeyboardEngine(load_bundle(path), num_threads=threads)
+    bundle = load_bundle(args.bundle)
+    cache = None
+    if getattr(args, "cache", None):
+        cache = PersonalCache.load(args.cache, len(bundle.vocab), args.cache_weight)
+    elif getattr(args, "cache_weight", None):
+        cache = PersonalCache(len(bundle.vocab), args.cache_weight)
+    engine = KeyboardEngine(bundle, num_threads=threads, cache=cache, no_repeat=not getattr(args, "repeat", False))
+    for path in getattr(args, "cache_prime", None) or ():
+        from data_pipeline.corpora import read_messages
+
+        for message in read_messages(path):  # learned as if typed (each message its own field)
+            engine.reset(message + " ")
+        engine.reset()
+    return engine
+
+
+def _add_engine_options(p, prime=False):
+    p.add_argument("--cache-weight", type=float, default=None,
+                   help="turn on the personal cache with this interpolation weight (e.g. 0.1)")
+    p.add_argument("--cache", type=Path, help="a saved personal cache (JSON) to start from")
+    if prime:
+        p.add_argument("--cache-prime", type=Path, action="append",
+                       help="user text (one message per line) the cache learns before the run; repeatable")
+        p.add_argument("--cache-save", type=Path, help="write the personal cache here after the run")
+    p.add_argument("--repeat", action="store_true",
+                   help="re-offer words the user passed over while typing a word (off by default)")
 
 
 def cmd_suggest(args):
-    engine = _engine(args.bundle)
+    engine = _engine(args)
     engine.set_text(args.text)
     what = f"completions of {engine.prefix!r}" if engine.prefix else "next words"
     print(f"{what}: " + "  ".join(f"[{i + 1}] {w}" for i, w in enumerate(engine.strip())))
@@ -212,7 +239,7 @@ def cmd_suggest(args):
 def cmd_type(args):
     from keyboard_lm.terminal import run
 
-    run(_engine(args.bundle))
+    run(_engine(args))
 
 
 def _read_lines(path, limit):
@@ -233,12 +260,17 @@ def cmd_simulate(args):
         messages = load_corpus(args.corpus, args.cache_dir).splits[args.split][:args.limit]
     else:
         raise KblmError("give the text to replay: --text FILE, or --corpus NAME [--split test]")
-    predictors = [EnginePredictor(_engine(args.bundle))]
+    if args.cache_save and not (args.cache_weight or args.cache):
+        raise KblmError("--cache-save needs a cache: give --cache-weight W or --cache FILE")
+    engine = _engine(args)
+    predictors = [EnginePredictor(engine)]
     if args.presage_train:
         from keyboard_lm.presage import presage_predictor_for
 
         predictors.append(presage_predictor_for(args.presage_train, args.cache_dir))
     reports = [simulate(p, messages) for p in predictors]
+    if args.cache_save:
+        engine.cache.save(args.cache_save)
     for report in reports:
         print(format_report(report))
     if args.json:
@@ -250,15 +282,11 @@ def cmd_simulate(args):
 def cmd_trace(args):
     from keyboard_lm.traces import record, write_traces
 
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
-
-    bundle = load_bundle(args.bundle)
-    engine = KeyboardEngine(bundle)
+    engine = _engine(args)
     scripts = _read_lines(args.keys, None)
     traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}")
               for i, script in enumerate(scripts)]
-    write_traces(args.out, traces, bundle.manifest)
+    write_traces(args.out, traces, engine.manifest)
     print(f"wrote {args.out}: {len(traces)} traces, {sum(len(t['keystrokes']) for t in traces)} keystrokes")
 
 
@@ -266,10 +294,12 @@ def _add_harness_parsers(commands):
     p = commands.add_parser("suggest", help="the 3 suggestions for a text (completions if it ends mid-word)")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
     p.add_argument("text", help="the text before the cursor")
+    _add_engine_options(p)
     p.set_defaults(func=cmd_suggest)
 
     p = commands.add_parser("type", help="interactive keyboard demo in the terminal")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    _add_engine_options(p)
     p.set_defaults(func=cmd_type)
 
     p = commands.add_parser("simulate", help="keystroke savings of a bundle (and Presage) on a text file")
@@ -282,6 +312,7 @@ def _add_harness_parsers(commands):
                                            "(brown, nlp-corpus or a text file)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus and Presage cache directory")
     p.add_argument("--json", type=Path, help="also write the reports here")
+    _add_engine_options(p, prime=True)
     p.set_defaults(func=cmd_simulate)
 
     p = commands.add_parser("trace", help="golden traces of the engine for the Android app's tests")
@@ -290,6 +321,7 @@ def _add_harness_parsers(commands):
                    help="one key script per line (\\b backspace, \\t1-\\t3 tap, \\x1b reset)")
     p.add_argument("--escapes", action="store_true", help="interpret backslash escapes in the scripts")
     p.add_argument("--out", type=Path, required=True, help="trace JSON to write")
+    _add_engine_options(p)
     p.set_defaults(func=cmd_trace)
 
 

@@ -14,6 +14,12 @@ A token is finished once whitespace follows it; a trailing word is the *prefix* 
 (the strip completes it); trailing punctuation counts as finished at once. After a change
 the engine keeps the longest common prefix of what it had fed, rewinds the rest from a
 bounded stack of states (backspace costs no re-run), and steps only the new ids.
+
+The strip never re-offers a word the user passed over: words shown while the current word
+was typed forward (and not tapped) stay out of the strip until that word is finished or
+the user backspaces or jumps. With a personal cache (``personal_cache.py``), the strip
+ranks words by the mixture of the model and the cache; the cache learns every committed
+vocabulary word and forgets it again if the user backspaces into it.
 """
 import bisect
 
@@ -29,8 +35,10 @@ STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime from the
 class KeyboardEngine:
     """Holds the model state for one text field and answers the suggestion strip."""
 
-    def __init__(self, bundle, strip_size=STRIP_SIZE, num_threads=1):
+    def __init__(self, bundle, strip_size=STRIP_SIZE, num_threads=1, cache=None, no_repeat=True):
         self.vocab = bundle.vocab
+        self.cache, self.no_repeat = cache, no_repeat
+        self.manifest = bundle.manifest
         self.options = self.vocab.tokenizer_options
         self.runner = bundle.runner(num_threads)
         self.strip_size = strip_size
@@ -49,15 +57,25 @@ class KeyboardEngine:
     def reset(self, text=""):
         """A new text field or a cursor jump: empty state, then primed on ``text``."""
         self.runner.reset()
-        self._fed, self._stack = [], []
+        self._fed, self._stack, self._learned = [], [], []
         self.text, self.prefix = "", ""
-        self.log_probs = None
+        self.log_probs = self._scores = None
+        self._passed, self._shown, self._word_start = set(), [], 0
         self.set_text(text)
 
     def set_text(self, text):
         """The text before the cursor changed (typing, backspace, paste): resync the model."""
+        if text == self.text and self._fed:
+            return
+        typed_on = text.startswith(self.text) and len(text) > len(self.text)
         wanted, self.prefix = self._wanted_ids(text)
         self.text = text
+        word_start = self._prefix_start()
+        if typed_on and word_start == self._word_start:
+            self._passed.update(word.lower() for word in self._shown)  # shown, not tapped
+        else:
+            self._passed = set()
+        self._word_start, self._shown = word_start, []
         common = 0
         for have, want in zip(self._fed, wanted):
             if have != want:
@@ -103,19 +121,29 @@ class KeyboardEngine:
             self._stack[len(self._stack) - STACK_LIMIT - 1] = None  # forget the oldest
         if token_id == BOS_ID and self.reset_at_sentence_start:
             self.runner.reset()
+        learn = self.cache is not None and bool(self.suggestible[token_id])
+        if learn:
+            self.cache.add(self._fed[-1] if self._fed else BOS_ID, token_id)
+        self._learned.append(learn)
         self._fed.append(token_id)
         self.log_probs = self.runner.step(token_id)
+        self._scores = None
 
     def _rewind(self, length, wanted):
         """Back to the first ``length`` fed ids; re-steps one id to get its log-probs."""
-        if length == 0 or self._stack[length - 1] is None:
+        if length and self._stack[length - 1] is None:
+            length = 0  # beyond the stack: re-prime from the start
+        for learned in self._learned[max(length - 1, 0):]:
+            if learned:
+                self.cache.remove_last()
+        if length == 0:
             self.runner.reset()
-            self._fed, self._stack = [], []
+            self._fed, self._stack, self._learned = [], [], []
             return
         self.runner.states = self._stack[length - 1]
-        del self._stack[length - 1:]
         last = self._fed[length - 1]
-        del self._fed[length - 1:]
+        for kept in (self._stack, self._fed, self._learned):
+            del kept[length - 1:]
         self._feed(last)
 
     # -- the strip ------------------------------------------------------------------------
@@ -141,11 +169,12 @@ class KeyboardEngine:
             candidates = np.flatnonzero(self.suggestible)
         if len(candidates) == 0:
             return []
-        scores = self.log_probs[candidates]
-        take = min(len(candidates), self.strip_size * 4)  # room for case duplicates
+        ranking = self.scores()
+        scores = ranking[candidates]
+        take = min(len(candidates), self.strip_size * 4 + len(self._passed))  # room for case duplicates
         best = candidates[np.argpartition(-scores, take - 1)[:take]]
-        best = best[np.argsort(-self.log_probs[best], kind="stable")]
-        words, seen = [], set()
+        best = best[np.argsort(-ranking[best], kind="stable")]
+        words, seen = [], set(self._passed)  # passed-over words are never re-offered
         typed = self._typed_prefix()  # once per strip, not per candidate
         for token_id in best:
             word = self._display(self.vocab.tokens[token_id], typed)
@@ -154,7 +183,15 @@ class KeyboardEngine:
                 words.append(word)
             if len(words) == self.strip_size:
                 break
+        if self.no_repeat:
+            self._shown = words
         return words
+
+    def scores(self):
+        """What the strip ranks by: the model's log-probs, mixed with the cache if there is one."""
+        if self._scores is None:
+            self._scores = self.log_probs if self.cache is None else self.cache.mix(self.log_probs, self._fed[-1])
+        return self._scores
 
     @property
     def fed_ids(self):

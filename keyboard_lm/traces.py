@@ -3,7 +3,9 @@
 Input: a bundle and a script of key events. Output: JSON with, per keystroke, the text
 before the cursor, the ids stepped (and how far the engine rewound), the strip and the top
 log-probabilities; and every model step with its full log-probability vector (base64
-float32), so the app's engine can be driven by the recorded model outputs alone.
+float32), so the app's engine can be driven by the recorded model outputs alone. Each
+trace also records the engine's strip options: no-repeat, and the personal cache (its
+parameters and the pairs it held when the trace started) or null.
 
 Key events: a string is typed character by character, except ``"\\b"`` (backspace),
 ``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot) and ``"\\x1b"`` (reset the field).
@@ -60,6 +62,7 @@ def record(engine, script, name):
     steps = []
     engine.runner = _RecordingRunner(engine.runner, steps)
     engine.reset()
+    cache = engine.cache.to_json() if engine.cache is not None else None  # as the trace starts
     keystrokes = []
     for event in parse_keys(script):
         before_steps, before_fed = len(steps), list(engine.fed_ids)
@@ -84,7 +87,8 @@ def record(engine, script, name):
             "top": [{"id": int(i), "token": engine.vocab.tokens[i], "log_prob": round(float(engine.log_probs[i]), 5)}
                     for i in top]})
     engine.runner = engine.runner._runner
-    return {"name": name, "script": script, "keystrokes": keystrokes, "model_steps": steps}
+    return {"name": name, "script": script, "engine": {"no_repeat": engine.no_repeat, "cache": cache},
+            "keystrokes": keystrokes, "model_steps": steps}
 
 
 def write_traces(path, traces, bundle_manifest):

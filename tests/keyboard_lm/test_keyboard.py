@@ -16,6 +16,7 @@ from data_pipeline.vocab import BOS_ID, EOS_ID
 from export.bundle import load_bundle
 from keyboard_lm.cli import main
 from keyboard_lm.keyboard import KeyboardEngine
+from keyboard_lm.personal_cache import PersonalCache
 from keyboard_lm.simulator import EnginePredictor, simulate
 from keyboard_lm.traces import record
 
@@ -39,9 +40,9 @@ def assert_valid_strip(engine, strip):
 def test_next_words_and_completion(engine):
     engine.set_text("see you at the ")
     assert "station" in engine.strip() and engine.prefix == ""
-    engine.set_text("see you at the sta")
+    engine.reset("see you at the sta")  # (reset: "station" was shown and passed over above)
     assert engine.prefix == "sta" and engine.strip()[0] == "station"
-    engine.set_text("see you at the STA")
+    engine.reset("see you at the STA")
     assert engine.strip()[0] == "STATION"
 
 
@@ -90,6 +91,72 @@ def test_priming_equals_typing(engine, bundle):
     assert primed.strip() == engine.strip()
 
 
+def test_passed_over_words_are_not_offered_again(bundle):
+    engine = KeyboardEngine(bundle)
+    engine.set_text("see you at the ")
+    shown = engine.strip()
+    engine.type("s")
+    later = engine.strip()
+    assert later and not {w.lower() for w in shown} & {w.lower() for w in later}
+    repeating = KeyboardEngine(bundle, no_repeat=False)
+    repeating.set_text("see you at the s")
+    assert repeating.strip()[0] == "station" and "station" in shown  # what no-repeat held back
+    engine.backspace()  # a correction: everything is offered again
+    assert engine.strip() == shown
+    engine.type("stat")
+    engine.type("ion ")  # the next word starts with a clean slate
+    fresh = KeyboardEngine(bundle)
+    fresh.reset("see you at the station ")
+    assert engine.strip() == fresh.strip()
+
+
+def test_no_repeat_only_helps_in_the_simulator(bundle):
+    from tests.conftest import KEYBOARD_SENTENCES
+
+    plain = simulate(EnginePredictor(KeyboardEngine(bundle, no_repeat=False)), KEYBOARD_SENTENCES, progress=False)
+    no_repeat = simulate(EnginePredictor(KeyboardEngine(bundle)), KEYBOARD_SENTENCES, progress=False)
+    assert no_repeat["ksr"] >= plain["ksr"] and no_repeat["top3"] == plain["top3"]
+
+
+def test_personal_cache_learns_committed_words_and_forgets_deleted_ones(bundle):
+    cache = PersonalCache(len(bundle.vocab), 0.5)
+    engine = KeyboardEngine(bundle, cache=cache)
+    engine.reset("we met at the park . ")
+    learned = len(cache)
+    assert learned == 5  # we met at the park (punctuation is not learned)
+    engine.set_text("we met at the park . we met at the ")
+    park = bundle.vocab.id("park")
+    assert engine.scores()[park] > engine.log_probs[park] + 0.5  # "the park" is now likely
+    assert np.exp(engine.scores()).sum() == pytest.approx(1.0, abs=1e-4)
+    engine.backspace()
+    engine.backspace()  # back into "the": it is being typed again, so not learned
+    assert len(cache) == learned + 3
+    engine.reset()  # a new field: what was committed stays learned
+    assert len(cache) == learned + 3
+
+
+def test_personal_cache_persists_and_rejects_bad_files(bundle, tmp_path):
+    from data_pipeline.errors import KblmError
+
+    cache = PersonalCache(len(bundle.vocab), 0.2, capacity=4)
+    for word in ("see", "you", "at", "the", "station"):
+        cache.add(0, bundle.vocab.id(word))
+    assert len(cache) == 4  # the oldest word was evicted
+    cache.save(tmp_path / "cache.json")
+    loaded = PersonalCache.load(tmp_path / "cache.json", len(bundle.vocab))
+    assert loaded.to_json() == cache.to_json()
+    np.testing.assert_allclose(loaded.mix(np.log(np.full(len(bundle.vocab), 1 / len(bundle.vocab))), 0),
+                               cache.mix(np.log(np.full(len(bundle.vocab), 1 / len(bundle.vocab))), 0))
+    with pytest.raises(KblmError, match="field vocab_size"):
+        PersonalCache.load(tmp_path / "cache.json", len(bundle.vocab) + 1)
+    (tmp_path / "bad.json").write_text('{"format_version": 1, "vocab_size": %d, "weight": 0.1, "capacity": 9, '
+                                       '"smoothing": 1, "pairs": [[0, 99999]]}' % len(bundle.vocab))
+    with pytest.raises(KblmError, match=r"pairs\[0\]"):
+        PersonalCache.load(tmp_path / "bad.json", len(bundle.vocab))
+    with pytest.raises(KblmError, match="cache weight"):
+        PersonalCache(10, 1.0)
+
+
 def test_tap_commits_word_and_space(engine):
     engine.set_text("see you at the sta")
     assert engine.tap(0) == "station" and engine.text == "see you at the station "
@@ -107,11 +174,14 @@ def test_tap_commits_word_and_space(engine):
     st.sampled_from(["👍🏽", "مرحبا", "e\u0301", "\x00", "\u202e", "x" * 300])), max_size=25))
 def test_random_keystroke_streams_never_break_the_strip(bundle, keys):
     engine = _shared_engine(bundle)
+    engine.cache = PersonalCache(len(bundle.vocab), 0.3)  # a cache learning this stream only
     engine.reset()
+    fields = []
     for key in keys:
         if key == "BS":
             engine.backspace()
         elif key == "RESET":
+            fields.append(engine.text)
             engine.reset()
         elif key.startswith("TAP"):
             strip = engine.strip()
@@ -121,8 +191,13 @@ def test_random_keystroke_streams_never_break_the_strip(bundle, keys):
             engine.type(key)
         assert_valid_strip(engine, engine.strip())
     fresh = _shared_engine(bundle, fresh=True)
+    fresh.cache = PersonalCache(len(bundle.vocab), 0.3)
+    for text in fields:
+        fresh.reset(text)
     fresh.reset(engine.text)  # incremental state == state primed from the same text
     assert fresh.fed_ids == engine.fed_ids
+    # the cache learned exactly the words that stayed in each field, whatever was deleted
+    assert fresh.cache.to_json()["pairs"] == engine.cache.to_json()["pairs"]
 
 
 _ENGINES = {}
@@ -192,6 +267,13 @@ def test_traces_are_deterministic_and_complete(bundle):
 
     vector = np.frombuffer(base64.b64decode(first["model_steps"][0]["log_probs"]), "<f4")
     assert vector.shape == (len(bundle.vocab),) and first["model_steps"][0]["id"] == BOS_ID
+    assert first["engine"] == {"no_repeat": True, "cache": None}
+    cached = KeyboardEngine(bundle, cache=PersonalCache(len(bundle.vocab), 0.2))
+    cached.reset("see you soon . ")
+    trace = record(cached, script, "c")
+    assert trace["engine"]["cache"]["pairs"][:3] == [[BOS_ID, bundle.vocab.id("see")], [bundle.vocab.id("see"),
+                                                     bundle.vocab.id("you")], [bundle.vocab.id("you"),
+                                                                               bundle.vocab.id("soon")]]
 
 
 def test_harness_is_tensorflow_free(toy_bundle):
@@ -222,7 +304,8 @@ def test_cli_suggest_simulate_trace(toy_bundle, tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_type_demo_under_tmux(toy_bundle, tmp_path):
     session = f"kblm{time.monotonic_ns()}"
-    command = f"{sys.executable} -m keyboard_lm.cli type {toy_bundle}"
+    # --repeat: typing "s" passes over "station" (on the strip after "the"); keep it offered
+    command = f"{sys.executable} -m keyboard_lm.cli type {toy_bundle} --repeat"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "10", command], check=True)
     try:
         def screen():
