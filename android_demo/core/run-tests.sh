@@ -1,0 +1,31 @@
+#!/bin/sh
+# Compiles core/ (Java 8 level, like Android's) and its tests with javac, runs them with the
+# JUnit 5 console launcher. No Gradle, no Android SDK. The Python side hands over fixtures:
+#   KBLM_TRACES=traces.json KBLM_BUNDLE=bundle_dir android_demo/core/run-tests.sh [junit options]
+# (tests/android/test_java_core.py writes both from a freshly exported toy bundle).
+# Debian: apt-get install default-jdk-headless junit5 libandroid-json-java
+set -eu
+core=$(cd "$(dirname "$0")" && pwd)
+junit=${JUNIT_JAR:-/usr/share/java/junit-platform-console-standalone.jar}
+json=${ANDROID_JSON_JAR:-/usr/share/java/com.android.json.jar}
+missing=""
+command -v javac >/dev/null 2>&1 || missing="$missing javac (default-jdk-headless)"
+[ -f "$junit" ] || missing="$missing $junit (junit5)"
+[ -f "$json" ] || missing="$missing $json (libandroid-json-java)"
+if [ -n "$missing" ]; then
+  echo "error: missing:$missing; install with apt-get install default-jdk-headless junit5 libandroid-json-java" >&2
+  exit 2
+fi
+build=$(mktemp -d)
+trap 'rm -rf "$build"' EXIT
+find "$core/src/main/java" -name '*.java' > "$build/main.txt"
+find "$core/src/test/java" -name '*.java' > "$build/test.txt"
+javac -Xlint:all -Xlint:-options -Werror --release 8 -encoding UTF-8 -cp "$json" -d "$build/main" @"$build/main.txt"
+cp -R "$core/src/main/resources/." "$build/main/"
+javac --release 17 -encoding UTF-8 -cp "$json:$junit:$build/main" -d "$build/test" @"$build/test.txt"
+[ $# -gt 0 ] || set -- --scan-class-path "$build/test"  # or e.g. --select-class keyboardlm.core.TokenizerParityTest
+java -Xss4m \
+  -Dkblm.tokenizerFixture="${KBLM_TOKENIZER_FIXTURE:-$core/fixtures/tokenizer.json}" \
+  -Dkblm.traces="${KBLM_TRACES:-}" -Dkblm.bundle="${KBLM_BUNDLE:-}" \
+  -jar "$junit" --disable-banner --details=tree --fail-if-no-tests \
+  --class-path "$json:$build/main:$build/test" "$@"
