@@ -175,6 +175,63 @@ def cmd_inspect(args):
     print(describe(args.bundle))
 
 
+def cmd_personalize(args):
+    from keyboard_lm.personalize import PersonalizeOptions, format_report, format_summary, personalize, personalize_many
+
+    options = PersonalizeOptions(
+        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, patience=args.patience,
+        anchor=args.anchor, freeze=args.freeze, holdout=args.holdout, max_minutes=args.max_minutes,
+        general_limit=args.general_limit, ksr_limit=args.ksr_limit,
+        quantize=None if args.quantize == "none" else args.quantize, threads=args.threads, seed=args.seed)
+    if (args.texts is None) == (args.users is None):
+        raise KblmError("give one user's text with --texts FILE_OR_DIR, or many users with --users DIR")
+    if args.texts is not None:
+        report = personalize(args.base, args.texts, args.out, options, args.eval_texts, args.general,
+                             cache_dir=args.cache_dir)
+        print(format_report(report))
+        print(f"wrote {args.out}" + (f" and its bundle {args.out / 'bundle'}" if options.quantize else ""))
+        return
+    summary = personalize_many(args.base, args.users, args.out, options, args.jobs, args.general, args.cache_dir)
+    print(format_summary(summary))
+    failed = [row["user"] for row in summary if row["status"] == "failed"]
+    print(f"wrote {args.out / 'summary.md'}")
+    if failed:
+        raise KblmError(f"{len(failed)} of {len(summary)} users failed: {', '.join(failed)} (see the summary)")
+
+
+def _add_personalize_parser(commands):
+    from keyboard_lm.personalize import FREEZE, PersonalizeOptions
+
+    d = PersonalizeOptions()
+    p = commands.add_parser("personalize", help="fine-tune a base run on a user's text (or on many users')")
+    p.add_argument("--base", type=Path, required=True, help="the base run directory (kblm train)")
+    p.add_argument("--texts", type=Path, help="one user's text: a file or directory, one message per line")
+    p.add_argument("--users", type=Path, help="or many users: a directory with one file or subdirectory each")
+    p.add_argument("--out", type=Path, required=True, help="the personalized run (or, with --users, a directory "
+                                                            "of runs plus summary.md)")
+    p.add_argument("--eval-texts", type=Path, help="the user's text to report on (default: the held-out slice)")
+    p.add_argument("--general", help="general text for the forgetting check: a corpus name or file "
+                                     "(default: the base corpus's test split)")
+    p.add_argument("--general-limit", type=int, default=d.general_limit, help="general messages used")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--anchor", type=float, default=d.anchor, help="L2 penalty toward the base weights (0: off)")
+    p.add_argument("--freeze", choices=FREEZE, default=d.freeze,
+                   help="embedding: freeze the embedding and (tied) output; all-but-last: train only the last RNN")
+    p.add_argument("--holdout", type=float, default=d.holdout, help="share of the user's messages held out")
+    p.add_argument("--max-minutes", type=float, help="time budget of the fine-tune")
+    p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,
+                   help="user messages replayed through the harness for KSR (0: skip)")
+    p.add_argument("--quantize", default=d.quantize, help="bundle to export (none: skip the export)")
+    p.add_argument("--jobs", type=int, default=1, help="users personalized in parallel processes")
+    p.add_argument("--threads", type=int, help="TensorFlow threads per process (default: cores / jobs)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    p.set_defaults(func=cmd_personalize)
+
+
 def _add_export_parsers(commands):
     p = commands.add_parser("export", help="export a run's best model as a quantized TFLite bundle")
     p.add_argument("run", type=Path, help="run directory made by kblm train")
@@ -400,6 +457,7 @@ def build_parser():
                        help="skip the padding-ratio measurement (it builds tf.data batches)")
     stats.set_defaults(func=cmd_data_stats)
     _add_train_parser(commands)
+    _add_personalize_parser(commands)
     _add_export_parsers(commands)
     _add_harness_parsers(commands)
     return parser

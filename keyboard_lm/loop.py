@@ -90,8 +90,9 @@ def _divide(gradient, divisor):
 class Steps:
     """The compiled train and eval steps of one model under one strategy."""
 
-    def __init__(self, model, model_config, strategy, clip_norm, jit_compile=False):
+    def __init__(self, model, model_config, strategy, clip_norm, jit_compile=False, penalty=None):
         self.model = model
+        self.penalty = penalty  # optional: () -> scalar added to the loss (personalization)
         self.model_config = model_config
         self.strategy = strategy
         self.clip_norm = clip_norm
@@ -113,6 +114,8 @@ class Steps:
             logits, *next_states = self.model([inputs, *states], training=True)
             sums = next_word_sums(targets, logits, weights, top_k=())
             loss = sums["loss_sum"] / total_tokens
+            if self.penalty is not None:  # each replica adds its share; the all-reduce sums them
+                loss += self.penalty() / self.strategy.num_replicas_in_sync
             scaled = optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
         grads = tape.gradient(scaled, variables)

@@ -54,19 +54,26 @@ KEYBOARD_SENTENCES = [
 
 
 @pytest.fixture(scope="session")
-def toy_bundle(tmp_path_factory):
-    """A small LSTM trained on a toy corpus and exported in float32 (real training, real LiteRT)."""
+def toy_run(tmp_path_factory):
+    """A small LSTM run trained on a toy corpus of keyboard sentences (real training)."""
     import numpy as np
 
-    from export.exporter import export_run
     from keyboard_lm.train import train
 
-    root = tmp_path_factory.mktemp("toy_bundle")
+    root = tmp_path_factory.mktemp("toy_run")
     rng = np.random.default_rng(0)
     corpus = root / "messages.txt"
     corpus.write_text("\n".join(KEYBOARD_SENTENCES[i] for i in rng.integers(0, len(KEYBOARD_SENTENCES), 3000)) + "\n")
     train(root / "run", str(corpus), "tiny", {"embedding_dim": 16, "rnn_units": [32]},
           {"epochs": 4, "learning_rate": 1e-2, "pipeline": {"batch_size": 16, "sequence_length": 10}},
           progress=False)
-    export_run(root / "run", "float32", root / "bundle", sample_messages=50)
-    return root / "bundle"
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def toy_bundle(toy_run):
+    """The toy run exported in float32 (real LiteRT)."""
+    from export.exporter import export_run
+
+    export_run(toy_run, "float32", toy_run.parent / "bundle", sample_messages=50)
+    return toy_run.parent / "bundle"

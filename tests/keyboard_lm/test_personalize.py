@@ -1,0 +1,123 @@
+"""kblm personalize: a real fine-tune of a real (toy) base run on a user's text, the
+freeze options and the pull toward the base, the many-users batch (parallel processes,
+resume, one bad user), and bad input."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from data_pipeline.errors import KblmError
+from export.bundle import load_bundle
+from keyboard_lm.cli import main
+from keyboard_lm.personalize import MIN_WORDS, PersonalizeOptions, personalize
+from keyboard_lm.run import load_run_model
+
+# This user goes to the park, not to the station the base corpus mostly talks about.
+USER_SENTENCES = ["see you at the park tonight !", "we met at the park .", "are you at the park ?",
+                  "i will call you at the park .", "see you at the park soon ."]
+FAST = dict(epochs=3, learning_rate=1e-2, batch_size=8, general_limit=200, ksr_limit=0, quantize=None)
+
+
+def write_user(path, sentences=USER_SENTENCES, count=120, seed=0):
+    rng = np.random.default_rng(seed)
+    path.write_text("\n".join(sentences[i] for i in rng.integers(0, len(sentences), count)) + "\n")
+    return path
+
+
+def test_personalize_fits_the_user_and_exports_a_bundle(toy_run, tmp_path):
+    user = write_user(tmp_path / "alice.txt")
+    report = personalize(toy_run, user, tmp_path / "alice", PersonalizeOptions(
+        **{**FAST, "ksr_limit": 20, "quantize": "float32"}), progress=False)
+    before, after = report["before"], report["after"]
+    assert after["eval"]["perplexity"] < 0.8 * before["eval"]["perplexity"]
+    assert after["eval"]["top1"] > before["eval"]["top1"]
+    assert report["ksr"]["after"]["ksr"] > report["ksr"]["before"]["ksr"]
+    out = tmp_path / "alice"
+    assert json.loads((out / "report.json").read_text())["user"] == "alice"
+    config = json.loads((out / "config.json").read_text())
+    assert config["personalization"]["options"]["learning_rate"] == 1e-2
+    bundle = load_bundle(out / "bundle")  # checksums verified, the base vocabulary
+    assert bundle.vocab.tokens == load_bundle_vocab_tokens(toy_run)
+    assert main(["export", str(out), "--quantize", "float32", "--out", str(tmp_path / "b2")]) == 0
+
+
+def load_bundle_vocab_tokens(run):
+    from data_pipeline.vocab import Vocabulary
+
+    return Vocabulary.load(run / "vocab").tokens
+
+
+def _weights(model):
+    return {w.path: w.numpy() for w in model.weights}
+
+
+def test_freeze_and_anchor(toy_run, tmp_path):
+    user = write_user(tmp_path / "u.txt")
+    base = _weights(load_run_model(toy_run))
+
+    reports = {}
+
+    def tuned(name, **options):
+        reports[name] = personalize(toy_run, user, tmp_path / name,
+                                    PersonalizeOptions(**{**FAST, "patience": 5, **options}), progress=False)
+        return _weights(load_run_model(tmp_path / name))
+
+    def moved(weights, part):
+        return sum(float(np.abs(weights[k] - base[k]).sum()) for k in base if part in k)
+
+    frozen = tuned("frozen", freeze="embedding")
+    assert moved(frozen, "embedding") == 0 and moved(frozen, "lstm") > 0
+    last_only = tuned("last", freeze="all-but-last")  # one LSTM layer: only it trains
+    assert moved(last_only, "embedding") == 0 and moved(last_only, "lstm") > 0
+    free, anchored = tuned("free", anchor=0.0), tuned("anchored", anchor=10.0)
+    assert moved(anchored, "") < 0.5 * moved(free, "")
+    general = {name: reports[name]["after"]["general"]["perplexity"] for name in ("free", "anchored")}
+    assert general["anchored"] < general["free"]  # the pull toward the base limits forgetting
+
+
+def test_bad_user_text_leaves_nothing_behind(toy_run, tmp_path):
+    options = PersonalizeOptions(**FAST)
+    short = write_user(tmp_path / "short.txt", count=10)
+    with pytest.raises(KblmError, match=f"needs at least {MIN_WORDS}"):
+        personalize(toy_run, short, tmp_path / "out", options, progress=False)
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("zebra quokka narwhal okapi axolotl tapir\n" * 80)
+    with pytest.raises(KblmError, match="in the base vocabulary"):
+        personalize(toy_run, unknown, tmp_path / "out", options, progress=False)
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"see you at the park .\n" * 100 + b"see you \xff there\n")
+    with pytest.raises(KblmError, match=r"broken.txt.*line 101"):
+        personalize(toy_run, broken, tmp_path / "out", options, progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    mismatched = tmp_path / "base-copy"
+    shutil.copytree(toy_run, mismatched)
+    vocab = mismatched / "vocab" / "vocab.txt"
+    vocab.write_text(vocab.read_text().replace("park", "parc"))
+    with pytest.raises(KblmError, match="vocab"):
+        personalize(mismatched, write_user(tmp_path / "ok.txt"), tmp_path / "out", options, progress=False)
+
+
+def test_many_users_in_parallel_resume_and_survive_a_bad_user(toy_run, tmp_path, capsys):
+    users = tmp_path / "users"
+    users.mkdir()
+    write_user(users / "alice.txt", seed=1)
+    (users / "bob").mkdir()
+    write_user(users / "bob" / "notes.txt", ["i think the train is late .", "the train is late again ."], seed=2)
+    write_user(users / "carol.txt", count=5)  # too short
+    out = tmp_path / "runs"
+    args = ["personalize", "--base", str(toy_run), "--users", str(users), "--out", str(out), "--jobs", "2",
+            "--epochs", "1", "--ksr-limit", "0", "--quantize", "none", "--general-limit", "100"]
+    assert main(args) == 1  # carol failed, the others did not
+    summary = {row["user"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert summary["alice"]["status"] == summary["bob"]["status"] == "personalized"
+    assert summary["carol"]["status"] == "failed" and "at least" in summary["carol"]["error"]
+    assert (out / "alice" / "best.keras").exists() and not (out / "carol").exists()
+    stamp = (out / "alice" / "report.json").stat().st_mtime_ns
+    (out / ".bob.x.tmp").mkdir()  # what a killed batch leaves behind
+    write_user(users / "carol.txt")  # carol fixes her data; the batch resumes
+    assert main(args) == 0
+    summary = {row["user"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert summary["alice"]["status"] == "done earlier" and summary["carol"]["status"] == "personalized"
+    assert (out / "alice" / "report.json").stat().st_mtime_ns == stamp and not (out / ".bob.x.tmp").exists()
+    assert "| alice | done earlier |" in capsys.readouterr().out
