@@ -1,0 +1,175 @@
+"""Personalization on real text: Brown's fiction categories as users with distinct styles.
+
+The Bengio split trains the base on categories a-j (non-fiction); the fiction categories
+k, l, m, n, p, r are never trained on, so one base run serves them all. Each category is
+a "user": ``kblm personalize`` fine-tunes on the first half of its text (its own last 10%
+held out for early stopping) and everything is measured on the second half:
+model top-3 and perplexity, and through the harness (dynamic_int8 bundles) KSR and top-3;
+the personal cache alone and with fine-tuning (weight chosen on the held-out slice of the
+first half); and forgetting, on the other five categories' second halves.
+Cost: personalizing ``mobile`` on 5,000 words with one thread, and its peak memory.
+
+Run: ``python benchmarks/personalization.py`` after benchmarks/quality.py (its Brown run is
+the base). Resumable. Writes benchmarks/results/personalization.{json,md} and
+personalization_cost.{json,md}.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks.common import write_results  # noqa: E402
+
+BASE = Path("runs/bench/brown-bengio-mobile")
+OUT = Path("runs/bench/personal")
+CATEGORIES = {"k": "general fiction", "l": "mystery", "m": "science fiction", "n": "adventure",
+              "p": "romance", "r": "humor"}
+EVAL_SENTENCES = 300  # of each second half, replayed through the harness
+GENERAL_PER_CATEGORY = 300  # sentences of each other category's second half (forgetting check)
+CACHE_WEIGHTS = (0.02, 0.05, 0.1, 0.2)
+COST_WORDS = 5000
+
+
+def write_lines(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def category_halves():
+    """{category: (first half, second half)} of its sentences, split at half its tokens."""
+    from data_pipeline.corpora import brown_documents, fetch
+
+    text = {c: ([], []) for c in CATEGORIES}
+    for _, category, sentences, counts in brown_documents(fetch("brown")):
+        if category in text:
+            text[category][0].extend(sentences)
+            text[category][1].extend(counts)
+    halves = {}
+    for category, (sentences, counts) in text.items():
+        seen, half = 0, sum(counts) / 2
+        for cut, count in enumerate(counts):
+            seen += count
+            if seen >= half:
+                break
+        halves[category] = (sentences[:cut + 1], sentences[cut + 1:])
+    return halves
+
+
+def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
+    from export.bundle import load_bundle
+    from keyboard_lm.keyboard import KeyboardEngine
+    from keyboard_lm.personal_cache import PersonalCache
+    from keyboard_lm.simulator import EnginePredictor, simulate
+
+    bundle = load_bundle(bundle_dir)
+    cache = PersonalCache(len(bundle.vocab), weight) if weight else None
+    engine = KeyboardEngine(bundle, cache=cache)
+    for message in prime:  # the user's earlier text, learned as typed
+        engine.reset(message + " ")
+    return simulate(EnginePredictor(engine), messages, progress=False)
+
+
+def choose_cache_weight(base_bundle, first_half):
+    from keyboard_lm.personalize import split_user_text
+
+    train, held = split_user_text(first_half, 0.1)
+    ksr = {w: simulate_bundle(base_bundle, held[:150], w, train)["ksr"] for w in CACHE_WEIGHTS}
+    return max(ksr, key=ksr.get), ksr
+
+
+def run_category(category, first, second, general, base_bundle):
+    from keyboard_lm.personalize import PersonalizeOptions, personalize
+
+    user = write_lines(OUT / "users" / f"{category}.txt", first)
+    evaluation = write_lines(OUT / "eval" / f"{category}.txt", second[:EVAL_SENTENCES * 4])
+    general_file = write_lines(OUT / "general" / f"{category}.txt", general)
+    run = OUT / category
+    if (run / "report.json").exists():
+        report = json.loads((run / "report.json").read_text())
+    else:
+        report = personalize(BASE, user, run, PersonalizeOptions(ksr_limit=EVAL_SENTENCES), eval_texts=evaluation,
+                             general=str(general_file), base_bundle=base_bundle, progress=False)
+    weight, tried = choose_cache_weight(base_bundle, first)
+    messages = second[:EVAL_SENTENCES]
+    sims = {"base": simulate_bundle(base_bundle, messages),
+            "base+cache": simulate_bundle(base_bundle, messages, weight, first),
+            "personalized": simulate_bundle(run / "bundle", messages),
+            "personalized+cache": simulate_bundle(run / "bundle", messages, weight, first)}
+    b, a = report["before"], report["after"]
+    row = {"category": f"{category} ({CATEGORIES[category]})", "train_words": report["words"],
+           "model_top3_base": 100 * b["eval"]["top3"], "model_top3_personal": 100 * a["eval"]["top3"],
+           "ppl_base": b["eval"]["perplexity"], "ppl_personal": a["eval"]["perplexity"],
+           "general_ppl_base": b["general"]["perplexity"], "general_ppl_personal": a["general"]["perplexity"],
+           "cache_weight": weight, "cache_weight_ksr": tried, "best_epoch": report["best_epoch"],
+           "finetune_seconds": report["finetune_seconds"]}
+    for name, sim in sims.items():
+        row[f"ksr_{name}"] = 100 * sim["ksr"]
+        row[f"top3_{name}"] = 100 * sim["top3"]
+    row["model_top3_gain"] = 100 * (a["eval"]["top3"] / b["eval"]["top3"] - 1)
+    row["general_loss"] = 100 * (a["general"]["loss"] / b["general"]["loss"] - 1)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def cost(first_half_k):
+    """Personalizing mobile on 5,000 words with one TensorFlow thread, in its own process."""
+    words, lines = 0, []
+    for sentence in first_half_k:
+        lines.append(sentence)
+        words += len(sentence.split())
+        if words >= COST_WORDS:
+            break
+    texts = write_lines(OUT / "cost" / "user.txt", lines)
+    run = OUT / "cost" / "run"
+    subprocess.run(["rm", "-rf", str(run)], check=True)
+    subprocess.run([sys.executable, "-m", "keyboard_lm.cli", "personalize", "--base", str(BASE), "--texts",
+                    str(texts), "--out", str(run), "--threads", "1", "--quantize", "none", "--ksr-limit", "0"],
+                   check=True)
+    report = json.loads((run / "report.json").read_text())
+    return {"words": report["words"], "fine_tune_seconds": report["finetune_seconds"],
+            "total_seconds": report["seconds_total"], "epochs_trained": report["best_epoch"],
+            "peak_rss_mb": report["peak_rss_mb"], "threads": 1}
+
+
+def main():
+    from export.exporter import export_run
+
+    halves = category_halves()
+    base_bundle = OUT / "base-bundle"
+    if not (base_bundle / "manifest.json").exists():
+        export_run(BASE, "dynamic_int8", base_bundle)
+    rows = []
+    for category, (first, second) in halves.items():
+        general = [s for other, (_, later) in halves.items() if other != category
+                   for s in later[:GENERAL_PER_CATEGORY]]
+        rows.append(run_category(category, first, second, general, base_bundle))
+    mean = {"category": "mean"}
+    for key in rows[0]:
+        if key not in ("category", "cache_weight_ksr") and isinstance(rows[0][key], (int, float)):
+            mean[key] = statistics.fmean(r[key] for r in rows)
+    rows.append(mean)
+    for row in rows:
+        row["top3_gain_personal"] = 100 * (row["top3_personalized"] / row["top3_base"] - 1)
+        row["top3_gain_both"] = 100 * (row["top3_personalized+cache"] / row["top3_base"] - 1)
+    print(write_results("personalization", rows, [
+        ("category", "user (Brown category)"), ("train_words", "words"),
+        ("model_top3_base", "model top-3 % base"), ("model_top3_personal", "personalized"),
+        ("model_top3_gain", "gain % (rel.)"), ("top3_base", "strip top-3 % base"),
+        ("top3_base+cache", "+cache"), ("top3_personalized", "personalized"),
+        ("top3_personalized+cache", "both"), ("ksr_base", "KSR % base"), ("ksr_base+cache", "+cache"),
+        ("ksr_personalized", "personalized"), ("ksr_personalized+cache", "both"),
+        ("general_loss", "general loss change %"), ("finetune_seconds", "fine-tune s")]))
+    cost_row = cost(halves["k"][0])
+    print(write_results("personalization_cost", [cost_row], [
+        ("words", "user words"), ("fine_tune_seconds", "fine-tune s"), ("total_seconds", "total s (load, eval, save)"),
+        ("epochs_trained", "best epoch"), ("peak_rss_mb", "peak memory MB"), ("threads", "threads")]))
+
+
+if __name__ == "__main__":
+    main()
