@@ -36,12 +36,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Every figure the README quotes (about an hour on a 2-core CPU).
+# Every figure the README quotes (about two hours on a 2-core CPU).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/pipeline_throughput.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/export_latency.py
+	$(BIN)/python benchmarks/keystroke_savings.py
+	$(BIN)/python benchmarks/personalization.py
+	$(BIN)/python benchmarks/readme_tables.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -256,9 +256,12 @@ def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir)
         if base_bundle is None:
             base_bundle = Path(scratch) / "base-bundle"
             export_run(base, quantize, base_bundle, cache_dir=cache_dir)
+        bundles = {"before": load_bundle(base_bundle), "after": load_bundle(bundle)}
+        if bundles["before"].vocab.metadata["sha256"] != bundles["after"].vocab.metadata["sha256"]:
+            raise KblmError(f"{base_bundle}: its vocabulary is not the base run's; re-export the base")
         out = {}
-        for name, path in (("before", base_bundle), ("after", bundle)):
-            report = simulate(EnginePredictor(KeyboardEngine(load_bundle(path))), messages, progress=False)
+        for name, loaded in bundles.items():
+            report = simulate(EnginePredictor(KeyboardEngine(loaded)), messages, progress=False)
             out[name] = {k: report[k] for k in ("ksr", "top1", "top3", "words", "messages")}
     return out
 
@@ -312,8 +315,13 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
     if options.quantize and options.ksr_limit:  # exported once, shared by every user's KSR
         from export.exporter import export_run
 
+        from export.bundle import load_bundle
+        from keyboard_lm.run import load_run_vocabulary
+
         base_bundle = out_root / f".base-bundle-{options.quantize}"
-        if not (base_bundle / "manifest.json").exists():
+        wanted = load_run_vocabulary(base, load_run_config(base)[0]).metadata["sha256"]
+        if (not (base_bundle / "manifest.json").exists()
+                or load_bundle(base_bundle).vocab.metadata["sha256"] != wanted):  # made from another base
             export_run(base, options.quantize, base_bundle, cache_dir=cache_dir)
     for stale in out_root.glob(".*.tmp"):  # left by a batch that was killed mid-user
         shutil.rmtree(stale, ignore_errors=True)
