@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 RUN ?= runs/demo
 DEMO_MINUTES ?= 3
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-android venv bench clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: $(STAMP)
 # The tests (CI runs exactly this).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The Android app's Java core alone (javac + JUnit 5 against golden traces of the engine).
+test-android: $(STAMP)
+	$(BIN)/python -m pytest tests/android
 
 # Every figure the README quotes (about two hours on a 2-core CPU).
 bench: $(STAMP)

@@ -23,9 +23,10 @@ find "$core/src/test/java" -name '*.java' > "$build/test.txt"
 javac -Xlint:all -Xlint:-options -Werror --release 8 -encoding UTF-8 -cp "$json" -d "$build/main" @"$build/main.txt"
 cp -R "$core/src/main/resources/." "$build/main/"
 javac --release 17 -encoding UTF-8 -cp "$json:$junit:$build/main" -d "$build/test" @"$build/test.txt"
-[ $# -gt 0 ] || set -- --scan-class-path "$build/test"  # or e.g. --select-class keyboardlm.core.TokenizerParityTest
+scan=--scan-class-path=$build/test  # unless a selector is given, e.g. --select-class keyboardlm.core.TokenizerParityTest
+for arg in "$@"; do case $arg in --select*) scan="" ;; esac; done
 java -Xss4m \
   -Dkblm.tokenizerFixture="${KBLM_TOKENIZER_FIXTURE:-$core/fixtures/tokenizer.json}" \
   -Dkblm.traces="${KBLM_TRACES:-}" -Dkblm.bundle="${KBLM_BUNDLE:-}" \
   -jar "$junit" --disable-banner --details=tree --fail-if-no-tests \
-  --class-path "$json:$build/main:$build/test" "$@"
+  --class-path "$json:$build/main:$build/test" $scan "$@"

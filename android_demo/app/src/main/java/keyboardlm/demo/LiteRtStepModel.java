@@ -1,0 +1,86 @@
+package keyboardlm.demo;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import keyboardlm.core.Bundle;
+import keyboardlm.core.BundleException;
+import keyboardlm.core.StepModel;
+import org.tensorflow.lite.Interpreter;
+
+/**
+ * The bundle's model on LiteRT: Interpreter.runSignature on the "step" signature
+ * (inputs token [1] int32, h0, c0, ... [1, size] float32; outputs log_probs [1, vocabulary],
+ * next_h0, next_c0, ...), as export/step_model.py writes it and the manifest records it.
+ */
+final class LiteRtStepModel implements StepModel {
+    private final Interpreter interpreter;
+    private final String[] names;
+    private final int[] sizes;
+    private final int outputSize;
+
+    LiteRtStepModel(Bundle bundle) throws BundleException {
+        ByteBuffer model = ByteBuffer.allocateDirect(bundle.model.length).order(ByteOrder.nativeOrder());
+        model.put(bundle.model).rewind();
+        interpreter = new Interpreter(model, new Interpreter.Options().setNumThreads(1));
+        names = bundle.stateNames;
+        sizes = bundle.stateSizes;
+        String[] signatures = interpreter.getSignatureKeys();
+        if (!Arrays.asList(signatures).contains(Bundle.SIGNATURE)) {
+            close();
+            throw new BundleException("model.tflite: no signature \"step\" (it has " + Arrays.toString(signatures) + ")");
+        }
+        List<String> inputs = Arrays.asList(interpreter.getSignatureInputs(Bundle.SIGNATURE));
+        List<String> outputs = Arrays.asList(interpreter.getSignatureOutputs(Bundle.SIGNATURE));
+        for (String name : names) {
+            if (!inputs.contains(name) || !outputs.contains("next_" + name)) {
+                close();
+                throw new BundleException("model.tflite: signature step lacks state " + name + " (inputs " + inputs + ")");
+            }
+        }
+        if (!inputs.contains("token") || !outputs.contains("log_probs")) {
+            close();
+            throw new BundleException("model.tflite: signature step needs input token and output log_probs");
+        }
+        int[] shape = interpreter.getOutputTensorFromSignature("log_probs", Bundle.SIGNATURE).shape();
+        outputSize = shape[shape.length - 1];  // the engine checks it against the vocabulary
+    }
+
+    @Override
+    public int outputSize() {
+        return outputSize;
+    }
+
+    @Override
+    public float[][] zeroState() {
+        float[][] state = new float[names.length][];
+        for (int i = 0; i < names.length; i++) state[i] = new float[sizes[i]];
+        return state;
+    }
+
+    @Override
+    public Step step(int token, float[][] state) {
+        Map<String, Object> inputs = new HashMap<>();
+        Map<String, Object> outputs = new HashMap<>();
+        inputs.put("token", new int[] {token});
+        float[][] logProbs = new float[1][outputSize];
+        outputs.put("log_probs", logProbs);
+        float[][][] next = new float[names.length][][];
+        for (int i = 0; i < names.length; i++) {
+            inputs.put(names[i], new float[][] {state[i]});
+            next[i] = new float[1][sizes[i]];
+            outputs.put("next_" + names[i], next[i]);
+        }
+        interpreter.runSignature(inputs, outputs, Bundle.SIGNATURE);
+        float[][] nextState = new float[names.length][];
+        for (int i = 0; i < names.length; i++) nextState[i] = next[i][0];
+        return new Step(logProbs[0], nextState);
+    }
+
+    void close() {
+        interpreter.close();
+    }
+}

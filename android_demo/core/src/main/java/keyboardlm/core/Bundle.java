@@ -1,0 +1,101 @@
+package keyboardlm.core;
+
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
+
+/**
+ * A verified bundle (export/bundle.py): model.tflite, vocab.txt, vocab.json and manifest.json.
+ * Loading checks what load_bundle checks -- format version, every file's sha256, the
+ * vocabulary, its size against the model's output size (signature.vocabulary_size) -- and
+ * reads the step signature's state layout and the sentence framing the model was trained with.
+ */
+public final class Bundle {
+    public static final int FORMAT_VERSION = 1;
+    public static final String[] FILES = {"model.tflite", "vocab.txt", "vocab.json"};
+    public static final String SIGNATURE = "step";
+
+    public final JSONObject manifest;
+    public final Vocabulary vocabulary;
+    /** The .tflite file's bytes (already read for its checksum; LiteRT takes them as a buffer). */
+    public final byte[] model;
+    /** State tensors in input order (h0, c0, h1, ...), each of shape [1, size]. */
+    public final String[] stateNames;
+    public final int[] stateSizes;
+    /** Size of the model's log-probability output, from the manifest. */
+    public final int vocabularySize;
+    /** Message mode ("reset"): each sentence starts from an empty state; stream mode: "carry". */
+    public final boolean resetAtSentenceStart;
+
+    private Bundle(JSONObject manifest, Vocabulary vocabulary, byte[] model, String[] stateNames, int[] stateSizes,
+                   int vocabularySize, boolean resetAtSentenceStart) {
+        this.manifest = manifest;
+        this.vocabulary = vocabulary;
+        this.model = model;
+        this.stateNames = stateNames;
+        this.stateSizes = stateSizes;
+        this.vocabularySize = vocabularySize;
+        this.resetAtSentenceStart = resetAtSentenceStart;
+    }
+
+    public static Bundle load(BundleFiles files) throws BundleException {
+        String manifestName = files.describe("manifest.json");
+        byte[] raw;
+        try {
+            raw = files.read("manifest.json");
+        } catch (java.io.FileNotFoundException e) {
+            throw new BundleException(manifestName + ": missing; not a keyboard-lm bundle");
+        } catch (java.io.IOException e) {
+            throw new BundleException(manifestName + ": unreadable (" + e.getMessage() + ")");
+        }
+        JSONObject manifest;
+        try {
+            manifest = new JSONObject(new String(raw, Bytes.UTF8));
+        } catch (JSONException e) {
+            throw new BundleException(manifestName + ": not valid JSON (" + e.getMessage() + ")");
+        }
+        if (!Vocabulary.isInt(manifest.opt("format_version"), FORMAT_VERSION)) {
+            throw new BundleException(manifestName + ": bundle format_version " + manifest.opt("format_version")
+                    + "; this app reads format " + FORMAT_VERSION);
+        }
+        JSONObject listed = manifest.optJSONObject("files");
+        byte[] model = null;
+        for (String name : FILES) {
+            JSONObject entry = listed == null ? null : listed.optJSONObject(name);
+            String expected = entry == null ? null : entry.optString("sha256", null);
+            byte[] data = Vocabulary.read(files, name);
+            if (!Bytes.sha256(data).equals(expected)) {
+                throw new BundleException(files.describe(name) + ": sha256 does not match manifest.json (tampered or corrupt)");
+            }
+            if (name.equals("model.tflite")) model = data;
+        }
+        Vocabulary vocabulary = Vocabulary.load(files);
+        JSONObject signature = manifest.optJSONObject("signature");
+        Object size = signature == null ? null : signature.opt("vocabulary_size");
+        if (!Vocabulary.isInt(size, vocabulary.size())) {
+            throw new BundleException(files.describe("vocab.txt") + ": " + vocabulary.size() + " tokens, but the model outputs " + size);
+        }
+        if (!SIGNATURE.equals(signature.optString("name"))) {
+            throw new BundleException(manifestName + ": field signature.name is " + signature.opt("name") + ", expected " + SIGNATURE);
+        }
+        JSONArray states = signature.optJSONArray("states");
+        if (states == null || states.length() == 0) {
+            throw new BundleException(manifestName + ": field signature.states must list the state tensors");
+        }
+        String[] names = new String[states.length()];
+        int[] sizes = new int[states.length()];
+        for (int i = 0; i < names.length; i++) {
+            JSONObject state = states.optJSONObject(i);
+            names[i] = state == null ? "" : state.optString("name");
+            sizes[i] = state == null ? 0 : state.optInt("size", 0);
+            if (names[i].isEmpty() || sizes[i] <= 0) {
+                throw new BundleException(manifestName + ": field signature.states[" + i + "] needs a name and a positive size");
+            }
+        }
+        String context = manifest.optString("sentence_context", "reset");
+        if (!context.equals("reset") && !context.equals("carry")) {
+            throw new BundleException(manifestName + ": field sentence_context is " + context + ", expected reset or carry");
+        }
+        return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"));
+    }
+}

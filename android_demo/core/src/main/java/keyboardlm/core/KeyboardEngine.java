@@ -1,0 +1,363 @@
+package keyboardlm.core;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The keyboard engine: keyboard_lm/keyboard.py's KeyboardEngine, line for line (golden
+ * traces of the Python engine hold the two to the same strips, keystroke by keystroke).
+ *
+ * The invariant, kept after every change of the text before the cursor:
+ *
+ *   fed ids == bos + ids of every finished token of the text, with eos bos after each
+ *              sentence end (. ! ?), exactly as training framed sentences
+ *
+ * A token is finished once whitespace follows it; a trailing word is the prefix being typed
+ * (the strip completes it); trailing punctuation counts as finished at once. After a change
+ * the engine keeps the longest common prefix of what it had fed, rewinds the rest from a
+ * bounded stack of states, and steps only the new ids. Words shown while the current word
+ * was typed forward (and not tapped) are not re-offered until that word is finished or the
+ * user backspaces or jumps (no-repeat). With a personal cache, the strip ranks words by the
+ * mixture of model and cache; the cache learns committed vocabulary words and forgets them
+ * again when the user backspaces into them. Text indices are UTF-16 here, code points in
+ * Python; every slice the spec defines on code points goes through {@link CodePoints}.
+ */
+public final class KeyboardEngine {
+    public static final int STRIP_SIZE = 3;
+    public static final int STACK_LIMIT = 256;  // states kept for rewinding; deeper rewinds re-prime
+    private static final String MAX_CODE_POINT = new String(Character.toChars(0x10FFFF));
+
+    private final Vocabulary vocab;
+    private final StepModel model;
+    private final PersonalCache cache;
+    private final boolean noRepeat;
+    private final int stripSize;
+    private final boolean resetAtSentenceStart;
+    private final Tokenizer tokenizer = Tokenizer.standard();
+    private final boolean[] suggestible;
+    private final int[] allSuggestible;
+    private final String[] keys;  // lowercased suggestible tokens, in Python's (key, id) order
+    private final int[] keyIds;
+
+    private float[][] state;
+    private List<Integer> fed = new ArrayList<>();
+    private List<float[][]> stack = new ArrayList<>();
+    private List<Boolean> learned = new ArrayList<>();
+    private String text = "", prefix = "";
+    private float[] logProbs;
+    private double[] scores;
+    private Set<String> passed = new HashSet<>();
+    private List<String> shown = new ArrayList<>();
+    private int wordStart;
+
+    public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
+            throws BundleException {
+        this.vocab = bundle.vocabulary;
+        this.model = model;
+        this.cache = cache;
+        this.noRepeat = noRepeat;
+        this.stripSize = stripSize;
+        this.resetAtSentenceStart = bundle.resetAtSentenceStart;
+        if (model.outputSize() != vocab.size()) {
+            throw new BundleException("model.tflite: outputs " + model.outputSize() + " log-probabilities, but vocab.txt has "
+                    + vocab.size() + " tokens");
+        }
+        int n = vocab.size();
+        suggestible = new boolean[n];
+        List<Integer> ids = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            suggestible[i] = i >= Vocabulary.SPECIAL_TOKENS.size() && tokenizer.isWord(vocab.token(i));
+            if (suggestible[i]) ids.add(i);
+        }
+        allSuggestible = toArray(ids);
+        final String[] lowered = new String[n];
+        for (int id : allSuggestible) lowered[id] = tokenizer.lowercase(vocab.token(id));
+        Collections.sort(ids, (a, b) -> {
+            int c = CodePoints.compare(lowered[a], lowered[b]);
+            return c != 0 ? c : Integer.compare(a, b);
+        });
+        keyIds = toArray(ids);
+        keys = new String[keyIds.length];
+        for (int i = 0; i < keys.length; i++) keys[i] = lowered[keyIds[i]];
+        reset("");
+    }
+
+    public KeyboardEngine(Bundle bundle, StepModel model) throws BundleException {
+        this(bundle, model, null, true, STRIP_SIZE);
+    }
+
+    // -- text changes ---------------------------------------------------------------------
+
+    /** A new text field or a cursor jump: empty state, then primed on {@code newText}. */
+    public void reset(String newText) {
+        state = model.zeroState();
+        fed = new ArrayList<>();
+        stack = new ArrayList<>();
+        learned = new ArrayList<>();
+        text = "";
+        prefix = "";
+        logProbs = null;
+        scores = null;
+        passed = new HashSet<>();
+        shown = new ArrayList<>();
+        wordStart = 0;
+        setText(newText);
+    }
+
+    public void reset() {
+        reset("");
+    }
+
+    /** The text before the cursor changed (typing, backspace, paste): resync the model. */
+    public void setText(String newText) {
+        if (newText.equals(text) && !fed.isEmpty()) return;
+        boolean typedOn = newText.startsWith(text) && newText.length() > text.length();
+        List<Integer> wanted = wantedIds(newText);  // sets prefix
+        text = newText;
+        int start = prefixStart();
+        if (typedOn && start == wordStart) {
+            for (String word : shown) passed.add(lower(word));  // shown, not tapped
+        } else {
+            passed = new HashSet<>();
+        }
+        wordStart = start;
+        shown = new ArrayList<>();
+        int common = 0;
+        while (common < Math.min(fed.size(), wanted.size()) && fed.get(common).equals(wanted.get(common))) common++;
+        if (common < fed.size()) rewind(common);
+        for (int i = fed.size(); i < wanted.size(); i++) feed(wanted.get(i));
+    }
+
+    public void type(String characters) {
+        setText(text + characters);
+    }
+
+    public void backspace() {
+        setText(CodePoints.dropLast(text));
+    }
+
+    /** Accepts suggestion {@code index}: the word replaces the prefix, plus a space. */
+    public String tap(int index) {
+        String word = strip().get(index);
+        String before = text.substring(0, prefixStart());
+        if (!before.isEmpty() && prefix.isEmpty() && !Tokenizer.endsWithSpace(before)) {
+            before += " ";  // after "Hi." the word needs its own space
+        }
+        setText(before + word + " ");
+        return word;
+    }
+
+    // -- model steps ----------------------------------------------------------------------
+
+    private List<Integer> wantedIds(String newText) {
+        List<String> tokens = new ArrayList<>(tokenizer.tokenize(newText, vocab.lowercase()));
+        prefix = "";
+        if (!tokens.isEmpty() && !Tokenizer.endsWithSpace(newText) && tokenizer.isWord(tokens.get(tokens.size() - 1))) {
+            prefix = tokens.remove(tokens.size() - 1);
+        }
+        List<Integer> ids = new ArrayList<>();
+        ids.add(Vocabulary.BOS_ID);
+        for (String token : tokens) {
+            ids.add(vocab.id(token));
+            if (Tokenizer.SENTENCE_ENDS.contains(token)) {
+                ids.add(Vocabulary.EOS_ID);
+                ids.add(Vocabulary.BOS_ID);
+            }
+        }
+        return ids;
+    }
+
+    private void feed(int tokenId) {
+        stack.add(state);  // the state before this id (never modified, so no copy)
+        if (stack.size() > STACK_LIMIT) stack.set(stack.size() - STACK_LIMIT - 1, null);  // forget the oldest
+        if (tokenId == Vocabulary.BOS_ID && resetAtSentenceStart) state = model.zeroState();
+        boolean learn = cache != null && suggestible[tokenId];
+        if (learn) cache.add(fed.isEmpty() ? Vocabulary.BOS_ID : fed.get(fed.size() - 1), tokenId);
+        learned.add(learn);
+        fed.add(tokenId);
+        StepModel.Step step = model.step(tokenId, state);
+        state = step.state;
+        logProbs = step.logProbs;
+        scores = null;
+    }
+
+    /** Back to the first {@code length} fed ids; re-steps one id to get its log-probs. */
+    private void rewind(int length) {
+        if (length > 0 && stack.get(length - 1) == null) length = 0;  // beyond the stack: re-prime
+        for (int i = Math.max(length - 1, 0); i < learned.size(); i++) {
+            if (learned.get(i)) cache.removeLast();
+        }
+        if (length == 0) {
+            state = model.zeroState();
+            fed = new ArrayList<>();
+            stack = new ArrayList<>();
+            learned = new ArrayList<>();
+            return;
+        }
+        state = stack.get(length - 1);
+        int last = fed.get(length - 1);
+        fed.subList(length - 1, fed.size()).clear();
+        stack.subList(length - 1, stack.size()).clear();
+        learned.subList(length - 1, learned.size()).clear();
+        feed(last);
+    }
+
+    // -- the strip ------------------------------------------------------------------------
+
+    /** Where the word being typed starts in the text (UTF-16; text.length() if none is). */
+    private int prefixStart() {
+        if (prefix.isEmpty()) return text.length();
+        List<int[]> spans = tokenizer.tokenSpans(text);
+        int[] lastSpan = spans.isEmpty() ? null : spans.get(spans.size() - 1);
+        return lastSpan != null && lastSpan[1] == text.length() ? lastSpan[0] : text.length();
+    }
+
+    /** The prefix as the user typed it, if it reads as the prefix token on its own. */
+    private String typedPrefix() {
+        String typed = text.substring(prefixStart());
+        return !typed.isEmpty() && tokenizer.tokenize(typed, vocab.lowercase()).equals(Collections.singletonList(prefix)) ? typed : "";
+    }
+
+    /** Up to strip-size distinct words: completions of the prefix, else next words. */
+    public List<String> strip() {
+        int[] candidates;
+        if (!prefix.isEmpty()) {
+            String key = tokenizer.lowercase(prefix);
+            int lo = lowerBound(key), hi = lowerBound(key + MAX_CODE_POINT);
+            candidates = Arrays.copyOfRange(keyIds, lo, hi);
+        } else {
+            candidates = allSuggestible;
+        }
+        if (candidates.length == 0) return new ArrayList<>();
+        final double[] ranking = scores();
+        int take = Math.min(candidates.length, stripSize * 4 + passed.size());  // room for case duplicates
+        int[] order = top(candidates, ranking, take);
+        List<String> words = new ArrayList<>();
+        Set<String> seen = new HashSet<>(passed);  // passed-over words are never re-offered
+        String typed = typedPrefix();
+        for (int i = 0; i < take; i++) {
+            String word = display(vocab.token(order[i]), typed);
+            if (seen.add(lower(word))) words.add(word);
+            if (words.size() == stripSize) break;
+        }
+        if (noRepeat) shown = words;
+        return new ArrayList<>(words);
+    }
+
+    /**
+     * The {@code take} best candidates, best first; equal scores rank the lower id (the more
+     * frequent word) first. (numpy's argpartition leaves the order of ties to its algorithm,
+     * so the Python engine may order exactly tied words differently.)
+     */
+    private static int[] top(int[] candidates, double[] ranking, int take) {
+        int[] best = new int[take];
+        int count = 0;
+        for (int id : candidates) {
+            if (count == take && !better(id, best[take - 1], ranking)) continue;
+            int j = count < take ? count++ : take - 1;
+            while (j > 0 && better(id, best[j - 1], ranking)) {
+                best[j] = best[j - 1];
+                j--;
+            }
+            best[j] = id;
+        }
+        return best;
+    }
+
+    private static boolean better(int a, int b, double[] ranking) {
+        return ranking[a] > ranking[b] || (ranking[a] == ranking[b] && a < b);
+    }
+
+    /** What the strip ranks by: the model's log-probs, mixed with the cache if there is one. */
+    public double[] scores() {
+        if (scores == null) {
+            if (cache == null) {
+                scores = new double[logProbs.length];
+                for (int i = 0; i < scores.length; i++) scores[i] = logProbs[i];
+            } else {
+                scores = cache.mix(logProbs, fed.get(fed.size() - 1));
+            }
+        }
+        return scores;
+    }
+
+    private int lowerBound(String key) {
+        int lo = 0, hi = keys.length;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (CodePoints.compare(keys[mid], key) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    private boolean sentenceInitial() {
+        return !fed.isEmpty() && fed.get(fed.size() - 1) == Vocabulary.BOS_ID;
+    }
+
+    /** Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised. */
+    private String display(String token, String typed) {
+        if (!typed.isEmpty()) {
+            String rest = CodePoints.from(token, CodePoints.length(tokenizer.lowercase(prefix)));
+            return typed + (CodePoints.length(typed) > 1 && isUpper(typed) ? upper(rest) : rest);
+        }
+        if (token.equals("i") || token.startsWith("i'")) return "I" + token.substring(1);
+        if (!sentenceInitial() || token.isEmpty()) return token;
+        int first = Character.charCount(token.codePointAt(0));
+        return upper(token.substring(0, first)) + token.substring(first);
+    }
+
+    /** Python's str.isupper: some cased character, and no lowercase or titlecase one. */
+    static boolean isUpper(String s) {
+        boolean cased = false;
+        for (int cp : CodePoints.of(s)) {
+            if (Character.isLowerCase(cp) || Character.isTitleCase(cp)) return false;
+            if (Character.isUpperCase(cp)) cased = true;
+        }
+        return cased;
+    }
+
+    private static String upper(String s) {
+        return s.toUpperCase(Locale.ROOT);
+    }
+
+    private static String lower(String s) {
+        return s.toLowerCase(Locale.ROOT);
+    }
+
+    // -- read-only state ------------------------------------------------------------------
+
+    public String text() {
+        return text;
+    }
+
+    /** The word being typed (normalized as the tokenizer reads it), or "". */
+    public String prefix() {
+        return prefix;
+    }
+
+    /** The ids stepped so far (bos first), for traces and tests. */
+    public List<Integer> fedIds() {
+        return new ArrayList<>(fed);
+    }
+
+    /** The latest step's log-probabilities (do not modify). */
+    public float[] logProbs() {
+        return logProbs;
+    }
+
+    public PersonalCache cache() {
+        return cache;
+    }
+
+    private static int[] toArray(List<Integer> list) {
+        int[] out = new int[list.size()];
+        for (int i = 0; i < out.length; i++) out[i] = list.get(i);
+        return out;
+    }
+}

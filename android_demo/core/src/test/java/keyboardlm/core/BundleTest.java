@@ -1,0 +1,179 @@
+package keyboardlm.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.util.Arrays;
+import org.json.JSONObject;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Loading a bundle (the toy bundle the pytest exports): the good one, and each bad input
+ * the issue lists, through Bundle.load (the message) and KeyboardSession (no crash, no
+ * suggestions, the message shown).
+ */
+class BundleTest {
+    @TempDir
+    File dir;
+
+    @BeforeEach
+    void copyBundle() throws IOException {
+        File source = Fixtures.path("kblm.bundle");
+        for (String name : new String[] {"model.tflite", "vocab.txt", "vocab.json", "manifest.json"}) {
+            write(name, Bytes.readAll(new FileInputStream(new File(source, name))));
+        }
+    }
+
+    private void write(String name, byte[] data) throws IOException {
+        try (FileOutputStream out = new FileOutputStream(new File(dir, name))) {
+            out.write(data);
+        }
+    }
+
+    private byte[] read(String name) throws IOException {
+        return Bytes.readAll(new FileInputStream(new File(dir, name)));
+    }
+
+    private JSONObject manifest() throws Exception {
+        return new JSONObject(new String(read("manifest.json"), Bytes.UTF8));
+    }
+
+    /** Rewrites a file and records its new sha256 in the manifest (a consistent, re-signed edit). */
+    private void rewrite(String name, byte[] data) throws Exception {
+        write(name, data);
+        JSONObject manifest = manifest();
+        manifest.getJSONObject("files").getJSONObject(name).put("sha256", Bytes.sha256(data)).put("bytes", data.length);
+        write("manifest.json", manifest.toString(2).getBytes(Bytes.UTF8));
+    }
+
+    private String failure() {
+        BundleException e = assertThrows(BundleException.class, () -> Bundle.load(BundleFiles.directory(dir)));
+        assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+        assertFalse(session.ready());
+        assertEquals("No suggestions: " + e.getMessage(), session.message());
+        assertTrue(session.setText("see you at the sta").isEmpty() && session.strip().isEmpty());
+        assertNull(session.tap(0));
+        return e.getMessage();
+    }
+
+    private String path(String name) {
+        return new File(dir, name).getPath();
+    }
+
+    @Test
+    void goodBundle() throws Exception {
+        Bundle bundle = Bundle.load(BundleFiles.directory(dir));
+        JSONObject signature = manifest().getJSONObject("signature");
+        assertEquals(signature.getInt("vocabulary_size"), bundle.vocabulary.size());
+        assertEquals(bundle.vocabulary.size(), bundle.vocabularySize);
+        assertArrayEquals(new String[] {"h0", "c0"}, bundle.stateNames);
+        assertEquals(manifest().optString("sentence_context", "reset").equals("reset"), bundle.resetAtSentenceStart);
+        assertArrayEquals(read("model.tflite"), bundle.model);
+        assertEquals(Arrays.asList("<pad>", "<unk>", "<bos>", "<eos>"), bundle.vocabulary.tokens().subList(0, 4));
+        assertEquals(Vocabulary.UNK_ID, bundle.vocabulary.id("no-such-word-in-the-toy-vocabulary"));
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+        assertTrue(session.ready(), String.valueOf(session.message()));
+        assertEquals(3, session.setText("see you at the ").size());
+    }
+
+    @Test
+    void missingFiles() throws Exception {
+        assertTrue(new File(dir, "vocab.txt").delete());
+        assertEquals(path("vocab.txt") + ": missing from the bundle", failure());
+        assertTrue(new File(dir, "manifest.json").delete());
+        assertEquals(path("manifest.json") + ": missing; not a keyboard-lm bundle", failure());
+    }
+
+    @Test
+    void noBundleAtAll() {
+        File nowhere = new File(dir, "nowhere");
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(nowhere), b -> new ZeroModel(1, new int[] {1}));
+        assertFalse(session.ready());
+        assertEquals("No suggestions: " + new File(nowhere, "manifest.json").getPath() + ": missing; not a keyboard-lm bundle",
+                session.message());
+    }
+
+    @Test
+    void tamperedFiles() throws Exception {
+        byte[] model = read("model.tflite");
+        model[model.length / 2] ^= 1;
+        write("model.tflite", model);
+        assertEquals(path("model.tflite") + ": sha256 does not match manifest.json (tampered or corrupt)", failure());
+        copyBundle();
+        write("vocab.txt", (new String(read("vocab.txt"), Bytes.UTF8) + "extra\n").getBytes(Bytes.UTF8));
+        assertEquals(path("vocab.txt") + ": sha256 does not match manifest.json (tampered or corrupt)", failure());
+    }
+
+    @Test
+    void otherFormatVersion() throws Exception {
+        write("manifest.json", manifest().put("format_version", 2).toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": bundle format_version 2; this app reads format 1", failure());
+        copyBundle();
+        JSONObject vocab = new JSONObject(new String(read("vocab.json"), Bytes.UTF8));
+        vocab.getJSONObject("tokenizer").put("spec_version", 2);
+        rewrite("vocab.json", vocab.toString().getBytes(Bytes.UTF8));
+        assertTrue(failure().startsWith(path("vocab.json") + ": field tokenizer.spec_version is 2"));
+    }
+
+    @Test
+    void notJson() throws Exception {
+        write("manifest.json", "{not json".getBytes(Bytes.UTF8));
+        assertTrue(failure().startsWith(path("manifest.json") + ": not valid JSON"));
+    }
+
+    /** A consistent vocabulary (its own checksums right) of another size than the model's output. */
+    @Test
+    void vocabularyDoesNotMatchTheModel() throws Exception {
+        String text = new String(read("vocab.txt"), Bytes.UTF8);
+        String shorter = text.substring(0, text.lastIndexOf('\n', text.length() - 2) + 1);
+        int size = manifest().getJSONObject("signature").getInt("vocabulary_size");
+        JSONObject vocab = new JSONObject(new String(read("vocab.json"), Bytes.UTF8));
+        vocab.put("size", size - 1).put("sha256", Bytes.sha256(shorter.getBytes(Bytes.UTF8)));
+        rewrite("vocab.txt", shorter.getBytes(Bytes.UTF8));
+        rewrite("vocab.json", vocab.toString(2).getBytes(Bytes.UTF8));
+        assertEquals(path("vocab.txt") + ": " + (size - 1) + " tokens, but the model outputs " + size, failure());
+    }
+
+    /** The manifest says one size, the model itself (what LiteRT reports) another. */
+    @Test
+    void modelOutputDoesNotMatchTheVocabulary() throws Exception {
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize + 1, b.stateSizes));
+        assertFalse(session.ready());
+        int size = manifest().getJSONObject("signature").getInt("vocabulary_size");
+        assertEquals("No suggestions: model.tflite: outputs " + (size + 1) + " log-probabilities, but vocab.txt has " + size + " tokens",
+                session.message());
+    }
+
+    @Test
+    void modelThatCannotOpenOrFailsLater() throws Exception {
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> {
+            throw new IllegalArgumentException("not a valid flatbuffer");
+        });
+        assertEquals("No suggestions: the model could not be opened: java.lang.IllegalArgumentException: not a valid flatbuffer",
+                session.message());
+        final int[] calls = {0};
+        session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes) {
+            @Override
+            public Step step(int token, float[][] state) {
+                if (++calls[0] > 3) throw new IllegalStateException("interpreter closed");
+                return super.step(token, state);
+            }
+        });
+        assertTrue(session.ready());
+        assertTrue(session.setText("see you at the station ").isEmpty());
+        assertFalse(session.ready());
+        assertEquals("No suggestions: the model failed (java.lang.IllegalStateException: interpreter closed)", session.message());
+        assertTrue(session.setText("more").isEmpty());
+    }
+}

@@ -1,0 +1,123 @@
+"""The Android app's core/ (plain Java): its fixtures are current, and its JUnit 5 tests pass
+against golden traces of the Python engine on the toy bundle (compiled with javac, no Gradle).
+
+Needs the JDK, JUnit 5 and Android's org.json (Debian: default-jdk-headless junit5
+libandroid-json-java; .ci/run installs them). Missing tools fail the test, they never skip it.
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from data_pipeline.tokenization import TABLES_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "android_demo"
+CORE = DEMO / "core"
+JARS = {"junit5": Path("/usr/share/java/junit-platform-console-standalone.jar"),
+        "libandroid-json-java": Path("/usr/share/java/com.android.json.jar")}
+
+# Key scripts (keyboard_lm.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset.
+TRACES = {
+    "completion-taps-sentence-ends": "see you at the sta\t1i will call you tomorrow. I think the tr\t1is late! "
+                                     "Are you at the st\t1? we met at the\t2",
+    "backspace-into-committed-words": "see you at the station \b\b\b\b\b\b\b\bpark tonight ?\b\b x!\b\b\bsoon . \b\b\bx",
+    "emoji-and-unknown-words": "ok 👍🏽 see you 🇺🇸 at the zzyzx qwerty sta\t2 👨\u200d👩\u200d👧 x\u200dy!",
+    "capitalisation-and-resets": "SEE YOU AT THE STA\t1\x1bI Think the Tr\t1\x1bdon’t be la\t1\x1bSee You. "
+                                 "Ar\t1 i\t1",
+    "tap-after-punctuation": "Hi.\t1\t1we met at the s\t3\b\b\bt\t1",
+    "unicode-input": "été e\u0301t naïve Ⅻ ﬁne \u202eabc\u202c \u00a0\x00 שלום, مرحبا؟ x\u0323\u0302 İs\t1",
+    "no-repeat-typing-forward": "see you at the stat\btion at the sp\bta",
+    "deep-rewind-beyond-the-stack": "see you soon . " * 45 + "\b" * 640 + "at the\t1",
+}
+CACHE_TRACES = {  # (cache weight, text the cache learns first, script)
+    "personal-cache": (0.3, "we met at the park . we met at the park tonight . ",
+                       "we met at the p\bpark . i think the train is late . we met at the \t1\b\b\b\b\b\b"
+                       "thepark zz\b\b\b\b\b\b\b\b\bsee"),
+}
+REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
+
+
+def _tools():
+    """javac/java and the two jars, or a clear failure (CI installs them; never skipped)."""
+    missing = [f"{tool} (default-jdk-headless)" for tool in ("javac", "java") if shutil.which(tool) is None]
+    missing += [f"{path} ({package})" for package, path in JARS.items() if not path.is_file()]
+    if missing:
+        pytest.fail("the Java core's tests need: " + ", ".join(missing) +
+                    "; install with: apt-get install default-jdk-headless junit5 libandroid-json-java")
+
+
+def _make_fixtures():
+    spec = importlib.util.spec_from_file_location("make_fixtures", CORE / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_unicode_tables_are_the_specs():
+    copy = CORE / "src/main/resources/keyboardlm/core/unicode_tables.json"
+    assert copy.read_bytes() == TABLES_PATH.read_bytes(), \
+        f"{copy} differs from {TABLES_PATH}; run python android_demo/core/make_fixtures.py"
+
+
+def test_fixtures_are_current():
+    """The tokenizer fixture and the NFKC data are what the Python twin gives now."""
+    import unicodedata
+
+    if unicodedata.unidata_version != "14.0.0":
+        pytest.skip("the fixtures were derived from Unicode 14.0 (Python 3.11)")
+    stale = _make_fixtures().stale()
+    assert not stale, f"stale: {stale}; run python android_demo/core/make_fixtures.py and commit"
+
+
+@pytest.fixture(scope="module")
+def traces(toy_bundle, tmp_path_factory):
+    """Golden traces of the Python engine on the toy bundle, and a copy of the bundle."""
+    from export.bundle import load_bundle
+    from keyboard_lm.keyboard import KeyboardEngine
+    from keyboard_lm.personal_cache import PersonalCache
+    from keyboard_lm.traces import record, write_traces
+
+    out = tmp_path_factory.mktemp("android")
+    bundle = load_bundle(toy_bundle)
+    recorded = [record(KeyboardEngine(bundle), script, name) for name, script in TRACES.items()]
+    recorded += [record(KeyboardEngine(bundle, no_repeat=False), script, name) for name, script in REPEAT_TRACES.items()]
+    for name, (weight, learned, script) in CACHE_TRACES.items():
+        engine = KeyboardEngine(bundle, cache=PersonalCache(len(bundle.vocab), weight))
+        engine.reset(learned)
+        recorded.append(record(engine, script, name))
+    write_traces(out / "traces.json", recorded, bundle.manifest)
+    shutil.copytree(toy_bundle, out / "bundle")
+    return out
+
+
+def test_java_core(traces):
+    """compile core/ + tests with javac, run JUnit 5: tokenizer parity, loader, engine replay."""
+    _tools()
+    env = dict(os.environ, KBLM_TRACES=str(traces / "traces.json"), KBLM_BUNDLE=str(traces / "bundle"))
+    result = subprocess.run([str(CORE / "run-tests.sh"), "--details=summary", "--disable-ansi-colors"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"Java core tests failed (exit {result.returncode}):\n{output[-12000:]}", pytrace=False)
+    assert " 0 tests failed" in output and " 0 tests found" not in output, output
+
+
+def test_copy_bundle_script(toy_bundle, tmp_path):
+    """copy_bundle.sh puts a bundle (directory or .zip) where the app reads it."""
+    from export.bundle import write_zip
+
+    target = tmp_path / "assets" / "bundle"
+    subprocess.run([str(DEMO / "copy_bundle.sh"), str(toy_bundle), str(target)], check=True, capture_output=True)
+    names = ["manifest.json", "model.tflite", "vocab.json", "vocab.txt"]
+    assert sorted(p.name for p in target.iterdir()) == names
+    assert all((target / n).read_bytes() == (toy_bundle / n).read_bytes() for n in names)
+    write_zip(toy_bundle, tmp_path / "b.zip")
+    (target / "stale.txt").write_text("from an older bundle")
+    subprocess.run([str(DEMO / "copy_bundle.sh"), str(tmp_path / "b.zip"), str(target)], check=True, capture_output=True)
+    assert sorted(p.name for p in target.iterdir()) == names
+    bad = subprocess.run([str(DEMO / "copy_bundle.sh"), str(tmp_path / "nothing"), str(target)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "nothing" in bad.stderr
