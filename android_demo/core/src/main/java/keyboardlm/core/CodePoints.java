@@ -22,11 +22,6 @@ public final class CodePoints {
         return n == out.length ? out : Arrays.copyOf(out, n);
     }
 
-    /** The string of {@code length} code points of {@code cps} from {@code start}. */
-    public static String string(int[] cps, int start, int length) {
-        return new String(cps, start, length);
-    }
-
     /** Number of code points (Python's len). */
     public static int length(String text) {
         return text.codePointCount(0, text.length());
@@ -36,11 +31,6 @@ public final class CodePoints {
     public static String from(String text, int start) {
         int length = length(text);
         return start >= length ? "" : text.substring(text.offsetByCodePoints(0, Math.max(start, 0)));
-    }
-
-    /** Python's text[:end] with a code point index, end >= 0 (clamped like Python). */
-    public static String upTo(String text, int end) {
-        return end >= length(text) ? text : text.substring(0, text.offsetByCodePoints(0, end));
     }
 
     /** The last code point of a non-empty string (a lone surrogate counts as one). */

@@ -2,7 +2,6 @@ package keyboardlm.core;
 
 import java.util.ArrayDeque;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 import org.json.JSONArray;
 import org.json.JSONException;
@@ -142,10 +141,5 @@ public final class PersonalCache {
         if (!(value instanceof Integer || value instanceof Long)) return false;
         long id = ((Number) value).longValue();
         return id >= 0 && id < vocabSize;
-    }
-
-    /** Unused keys are fine; this is for tests comparing with the Python cache's pairs. */
-    Iterator<int[]> pairs() {
-        return pairs.iterator();
     }
 }
