@@ -172,8 +172,11 @@ class KeyboardEngine:
         ranking = self.scores()
         scores = ranking[candidates]
         take = min(len(candidates), self.strip_size * 4 + len(self._passed))  # room for case duplicates
-        best = candidates[np.argpartition(-scores, take - 1)[:take]]
-        best = best[np.argsort(-ranking[best], kind="stable")]
+        # Every candidate scoring at least the take-th best, ordered by (score desc, id asc):
+        # equal scores (the cache can make them) rank the same on every platform.
+        threshold = -np.partition(-scores, take - 1)[take - 1]
+        best = candidates[scores >= threshold]
+        best = best[np.lexsort((best, -ranking[best]))][:take]
         words, seen = [], set(self._passed)  # passed-over words are never re-offered
         typed = self._typed_prefix()  # once per strip, not per candidate
         for token_id in best:

@@ -251,8 +251,7 @@ public final class KeyboardEngine {
 
     /**
      * The {@code take} best candidates, best first; equal scores rank the lower id (the more
-     * frequent word) first. (numpy's argpartition leaves the order of ties to its algorithm,
-     * so the Python engine may order exactly tied words differently.)
+     * frequent word) first, as the Python engine does.
      */
     private static int[] top(int[] candidates, double[] ranking, int take) {
         int[] best = new int[take];
