@@ -260,6 +260,10 @@ def _engine(args, threads=1):
 
     bundle = load_bundle(args.bundle)
     cache = None
+    if getattr(args, "cache_weight", None) is not None and not 0 < args.cache_weight < 1:
+        raise KblmError(f"--cache-weight must be between 0 and 1 (exclusive), got {args.cache_weight}")
+    if getattr(args, "cache_prime", None) and not (args.cache_weight or args.cache):
+        raise KblmError("--cache-prime needs a cache: give --cache-weight W or --cache FILE")
     if getattr(args, "cache", None):
         cache = PersonalCache.load(args.cache, len(bundle.vocab), args.cache_weight)
     elif getattr(args, "cache_weight", None):
@@ -269,7 +273,7 @@ def _engine(args, threads=1):
         from data_pipeline.corpora import read_messages
 
         for message in read_messages(path):  # learned as if typed (each message its own field)
-            engine.reset(message + " ")
+            engine.reset(message + " ", learn=True)
         engine.reset()
     return engine
 

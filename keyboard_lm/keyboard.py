@@ -22,6 +22,7 @@ ranks words by the mixture of the model and the cache; the cache learns every co
 vocabulary word and forgets it again if the user backspaces into it.
 """
 import bisect
+import sys
 
 import numpy as np
 
@@ -54,14 +55,19 @@ class KeyboardEngine:
 
     # -- text changes -------------------------------------------------------------------
 
-    def reset(self, text=""):
-        """A new text field or a cursor jump: empty state, then primed on ``text``."""
+    def reset(self, text="", learn=False):
+        """A new text field or a cursor jump: empty state, then primed on ``text``.
+
+        The cache (if any) does not learn the text a field opens with (it learned it when
+        it was typed), unless ``learn``: teaching a cache the user's earlier text."""
         self.runner.reset()
+        self._primed = 0 if learn else sys.maxsize
         self._fed, self._stack, self._learned = [], [], []
         self.text, self.prefix = "", ""
         self.log_probs = self._scores = None
         self._passed, self._shown, self._word_start = set(), [], 0
         self.set_text(text)
+        self._primed = min(self._primed, len(self._fed))  # ids at these positions are never learned
 
     def set_text(self, text):
         """The text before the cursor changed (typing, backspace, paste): resync the model."""
@@ -121,7 +127,7 @@ class KeyboardEngine:
             self._stack[len(self._stack) - STACK_LIMIT - 1] = None  # forget the oldest
         if token_id == BOS_ID and self.reset_at_sentence_start:
             self.runner.reset()
-        learn = self.cache is not None and bool(self.suggestible[token_id])
+        learn = self.cache is not None and bool(self.suggestible[token_id]) and len(self._fed) >= self._primed
         if learn:
             self.cache.add(self._fed[-1] if self._fed else BOS_ID, token_id)
         self._learned.append(learn)

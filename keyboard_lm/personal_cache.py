@@ -30,9 +30,12 @@ class PersonalCache:
             raise KblmError(f"cache weight must be in [0, 1), got {weight}")
         if capacity < 1:
             raise KblmError(f"cache capacity must be at least 1, got {capacity}")
+        if not smoothing > 0:
+            raise KblmError(f"cache smoothing must be positive, got {smoothing}")
         self.vocab_size, self.weight = vocab_size, float(weight)
         self.capacity, self.smoothing = int(capacity), float(smoothing)
         self._pairs = collections.deque()
+        self._evicted = collections.deque(maxlen=self.capacity)  # per add: the pair it pushed out, or None
         self._unigram = np.zeros(vocab_size)
         self._bigram = collections.defaultdict(collections.Counter)  # prev -> Counter(word)
 
@@ -42,13 +45,21 @@ class PersonalCache:
     def add(self, prev, word):
         self._pairs.append((prev, word))
         self._count(prev, word, 1)
+        evicted = None
         if len(self._pairs) > self.capacity:
-            self._count(*self._pairs.popleft(), -1)
+            evicted = self._pairs.popleft()
+            self._count(*evicted, -1)
+        self._evicted.append(evicted)
 
     def remove_last(self):
-        """Undoes the latest ``add`` (the user deleted that word); a no-op when empty."""
+        """Undoes the latest ``add`` (the user deleted that word), bringing back the pair
+        that add pushed out; a no-op when empty."""
         if self._pairs:
             self._count(*self._pairs.pop(), -1)
+            evicted = self._evicted.pop() if self._evicted else None
+            if evicted is not None:
+                self._pairs.appendleft(evicted)
+                self._count(*evicted, 1)
 
     def _count(self, prev, word, delta):
         self._unigram[word] += delta

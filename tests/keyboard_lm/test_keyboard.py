@@ -115,13 +115,15 @@ def test_no_repeat_only_helps_in_the_simulator(bundle):
 
     plain = simulate(EnginePredictor(KeyboardEngine(bundle, no_repeat=False)), KEYBOARD_SENTENCES, progress=False)
     no_repeat = simulate(EnginePredictor(KeyboardEngine(bundle)), KEYBOARD_SENTENCES, progress=False)
-    assert no_repeat["ksr"] >= plain["ksr"] and no_repeat["top3"] == plain["top3"]
+    assert no_repeat["ksr"] >= plain["ksr"]
 
 
 def test_personal_cache_learns_committed_words_and_forgets_deleted_ones(bundle):
     cache = PersonalCache(len(bundle.vocab), 0.5)
     engine = KeyboardEngine(bundle, cache=cache)
     engine.reset("we met at the park . ")
+    assert len(cache) == 0  # a field's existing text is not learned again
+    engine.reset("we met at the park . ", learn=True)
     learned = len(cache)
     assert learned == 5  # we met at the park (punctuation is not learned)
     engine.set_text("we met at the park . we met at the ")
@@ -142,6 +144,9 @@ def test_personal_cache_persists_and_rejects_bad_files(bundle, tmp_path):
     for word in ("see", "you", "at", "the", "station"):
         cache.add(0, bundle.vocab.id(word))
     assert len(cache) == 4  # the oldest word was evicted
+    cache.remove_last()  # ... and comes back when the word that pushed it out is deleted
+    assert cache.to_json()["pairs"][0] == [0, bundle.vocab.id("see")] and len(cache) == 4
+    cache.add(0, bundle.vocab.id("station"))
     cache.save(tmp_path / "cache.json")
     loaded = PersonalCache.load(tmp_path / "cache.json", len(bundle.vocab))
     assert loaded.to_json() == cache.to_json()
@@ -155,6 +160,8 @@ def test_personal_cache_persists_and_rejects_bad_files(bundle, tmp_path):
         PersonalCache.load(tmp_path / "bad.json", len(bundle.vocab))
     with pytest.raises(KblmError, match="cache weight"):
         PersonalCache(10, 1.0)
+    with pytest.raises(KblmError, match="smoothing"):
+        PersonalCache(10, 0.1, smoothing=0.0)
 
 
 def test_tap_commits_word_and_space(engine):
@@ -193,8 +200,8 @@ def test_random_keystroke_streams_never_break_the_strip(bundle, keys):
     fresh = _shared_engine(bundle, fresh=True)
     fresh.cache = PersonalCache(len(bundle.vocab), 0.3)
     for text in fields:
-        fresh.reset(text)
-    fresh.reset(engine.text)  # incremental state == state primed from the same text
+        fresh.reset(text, learn=True)
+    fresh.reset(engine.text, learn=True)  # incremental state == state primed from the same text
     assert fresh.fed_ids == engine.fed_ids
     # the cache learned exactly the words that stayed in each field, whatever was deleted
     assert fresh.cache.to_json()["pairs"] == engine.cache.to_json()["pairs"]
@@ -269,7 +276,7 @@ def test_traces_are_deterministic_and_complete(bundle):
     assert vector.shape == (len(bundle.vocab),) and first["model_steps"][0]["id"] == BOS_ID
     assert first["engine"] == {"no_repeat": True, "cache": None}
     cached = KeyboardEngine(bundle, cache=PersonalCache(len(bundle.vocab), 0.2))
-    cached.reset("see you soon . ")
+    cached.reset("see you soon . ", learn=True)
     trace = record(cached, script, "c")
     assert trace["engine"]["cache"]["pairs"][:3] == [[BOS_ID, bundle.vocab.id("see")], [bundle.vocab.id("see"),
                                                      bundle.vocab.id("you")], [bundle.vocab.id("you"),
