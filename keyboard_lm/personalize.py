@@ -85,6 +85,34 @@ def split_user_text(messages, holdout):
     return messages[:-held], messages[-held:]
 
 
+def _exported_from(bundle_dir, run):
+    """True if the bundle was exported from the run as it is now (same config and best model)."""
+    import hashlib
+
+    from keyboard_lm.run import RunPaths
+
+    try:
+        source = json.loads((Path(bundle_dir) / "manifest.json").read_text())["run"]
+    except (OSError, ValueError, KeyError):
+        return False
+    paths = RunPaths(run)
+    best = json.loads(paths.best_record.read_text()) if paths.best_record.exists() else None
+    return (source.get("config_sha256") == hashlib.sha256(paths.config.read_bytes()).hexdigest()
+            and source.get("best") == best)
+
+
+def _done(out, base, options):
+    """True if ``out`` holds a finished personalization of ``base`` with these options."""
+    try:
+        config = json.loads((Path(out) / "config.json").read_text())["personalization"]
+        json.loads((Path(out) / "report.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return False
+    wanted = {k: v for k, v in dataclasses.asdict(options).items() if k != "threads"}
+    had = {k: v for k, v in config["options"].items() if k != "threads"}
+    return config["base"] == str(base) and had == wanted
+
+
 def check_user_text(source, messages, vocab):
     words, known = count_words(messages, vocab)
     if words < MIN_WORDS:
@@ -140,6 +168,9 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         raise KblmError(f"{Path(base) / 'vocab'}: not the vocabulary the base run was trained with (sha256 differs)")
     messages = messages if messages is not None else read_messages(texts)
     words, known = check_user_text(texts, messages, vocab)
+    if len(messages) < 2:
+        raise KblmError(f"{texts}: one message (line); personalization holds the last lines out to "
+                        "know when to stop, so give one message per line")
     train_messages, held_messages = split_user_text(messages, options.holdout)
     eval_messages = read_messages(eval_texts) if eval_texts else held_messages
     general_messages = _general_messages(raw, general, options.general_limit, cache_dir)
@@ -315,21 +346,16 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
     if options.quantize and options.ksr_limit:  # exported once, shared by every user's KSR
         from export.exporter import export_run
 
-        from export.bundle import load_bundle
-        from keyboard_lm.run import load_run_vocabulary
-
         base_bundle = out_root / f".base-bundle-{options.quantize}"
-        wanted = load_run_vocabulary(base, load_run_config(base)[0]).metadata["sha256"]
-        if (not (base_bundle / "manifest.json").exists()
-                or load_bundle(base_bundle).vocab.metadata["sha256"] != wanted):  # made from another base
+        if not _exported_from(base_bundle, base):  # missing, or made from another (state of the) base
             export_run(base, options.quantize, base_bundle, cache_dir=cache_dir)
     for stale in out_root.glob(".*.tmp"):  # left by a batch that was killed mid-user
         shutil.rmtree(stale, ignore_errors=True)
     rows, todo = {}, []
     for name, source in users.items():
-        report_path = out_root / name / "report.json"
-        if report_path.exists():
-            rows[name] = {"user": name, "status": "done earlier", **_summary(json.loads(report_path.read_text()))}
+        if _done(out_root / name, base, options):
+            report = json.loads((out_root / name / "report.json").read_text())
+            rows[name] = {"user": name, "status": "done earlier", **_summary(report)}
         else:
             todo.append((name, (base, source, out_root / name, options, general, base_bundle, cache_dir)))
     threads = options.threads or max(1, (multiprocessing.cpu_count() // max(jobs, 1)))
@@ -340,7 +366,10 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="users",
                            unit=" user", disable=not progress):
             name = futures[future]
-            result = future.result()
+            try:
+                result = future.result()
+            except concurrent.futures.process.BrokenProcessPool as error:  # a worker was killed (OOM?)
+                result = {"error": f"its process died ({error}); rerun the batch to retry"}
             if "error" in result:
                 rows[name] = {"user": name, "status": "failed", "error": result["error"]}
             else:

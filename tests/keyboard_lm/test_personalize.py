@@ -1,6 +1,7 @@
 """kblm personalize: a real fine-tune of a real (toy) base run on a user's text, the
 freeze options and the pull toward the base, the many-users batch (parallel processes,
 resume, one bad user), and bad input."""
+import hashlib
 import json
 import shutil
 
@@ -89,13 +90,37 @@ def test_bad_user_text_leaves_nothing_behind(toy_run, tmp_path):
     broken.write_bytes(b"see you at the park .\n" * 100 + b"see you \xff there\n")
     with pytest.raises(KblmError, match=r"broken.txt.*line 101"):
         personalize(toy_run, broken, tmp_path / "out", options, progress=False)
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
-    mismatched = tmp_path / "base-copy"
+    one_line = tmp_path / "one_line.txt"
+    one_line.write_text(" ".join(USER_SENTENCES * 20) + "\n")
+    with pytest.raises(KblmError, match="one message"):
+        personalize(toy_run, one_line, tmp_path / "out", options, progress=False)
+    mismatched = tmp_path / "base-copy"  # a vocabulary valid on its own, but not the base's
     shutil.copytree(toy_run, mismatched)
     vocab = mismatched / "vocab" / "vocab.txt"
     vocab.write_text(vocab.read_text().replace("park", "parc"))
-    with pytest.raises(KblmError, match="vocab"):
+    meta = json.loads((mismatched / "vocab" / "vocab.json").read_text())
+    meta["sha256"] = hashlib.sha256(vocab.read_bytes()).hexdigest()
+    (mismatched / "vocab" / "vocab.json").write_text(json.dumps(meta))
+    with pytest.raises(KblmError, match="not the vocabulary the base run was trained with"):
         personalize(mismatched, write_user(tmp_path / "ok.txt"), tmp_path / "out", options, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_mid_way_leaves_no_run_and_the_base_untouched(toy_run, tmp_path, monkeypatch):
+    import keyboard_lm.personalize as personalize_module
+
+    before = {p.name: p.read_bytes() for p in toy_run.rglob("*") if p.is_file()}
+
+    def export_fails(*args, **kwargs):
+        raise KblmError("export failed (injected)")
+
+    monkeypatch.setattr("export.exporter.export_run", export_fails)
+    with pytest.raises(KblmError, match="injected"):
+        personalize_module.personalize(toy_run, write_user(tmp_path / "u.txt"), tmp_path / "out",
+                                       PersonalizeOptions(**{**FAST, "epochs": 1, "quantize": "float32"}),
+                                       progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    assert {p.name: p.read_bytes() for p in toy_run.rglob("*") if p.is_file()} == before
 
 
 def test_many_users_in_parallel_resume_and_survive_a_bad_user(toy_run, tmp_path, capsys):
