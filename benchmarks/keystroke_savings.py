@@ -36,6 +36,8 @@ def main():
     from data_pipeline.corpora import load_corpus
     from export.exporter import export_run
     from keyboard_lm.presage import presage_predictor_for
+    from export.bundle import load_bundle
+    from keyboard_lm.keyboard import KeyboardEngine
     from keyboard_lm.simulator import EnginePredictor, simulate
 
     rows = []
@@ -44,13 +46,15 @@ def main():
         export_run(run, "dynamic_int8", bundle_dir)
         first_ms, engine = load_time(bundle_dir)
         messages = load_corpus(corpus_name).splits["test"][:SENTENCES]
+        repeating = KeyboardEngine(load_bundle(bundle_dir), no_repeat=False)
         for predictor in (EnginePredictor(engine, "keyboard-lm mobile dynamic_int8"),
+                          EnginePredictor(repeating, "  same, re-offering passed-over words"),
                           presage_predictor_for(corpus_name)):
             report = simulate(predictor, messages, progress=False)
             rows.append({"text": f"{corpus_name} test, first {SENTENCES}", "engine": report["predictor"],
                          "ksr": 100 * report["ksr"], "top1": 100 * report["top1"], "top3": 100 * report["top3"],
                          "p50_ms": report["latency_ms"]["p50"], "p99_ms": report["latency_ms"]["p99"],
-                         "load_ms": first_ms if predictor.name != "presage" else ""})
+                         "load_ms": first_ms if predictor.name.startswith("keyboard-lm") else ""})
             print(rows[-1], flush=True)
     print(write_results("keystroke_savings", rows, [
         ("text", "text"), ("engine", "engine"), ("ksr", "KSR %"), ("top1", "top-1 %"), ("top3", "top-3 %"),
