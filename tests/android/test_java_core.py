@@ -33,12 +33,42 @@ TRACES = {
     "no-repeat-typing-forward": "see you at the stat\btion at the sp\bta",
     "deep-rewind-beyond-the-stack": "see you soon . " * 45 + "\b" * 640 + "at the\t1",
 }
-CACHE_TRACES = {  # (cache weight, text the cache learns first, script)
-    "personal-cache": (0.3, "we met at the park . we met at the park tonight . ",
-                       "we met at the p\bpark . i think the train is late . we met at the \t1\b\b\b\b\b\b"
-                       "thepark zz\b\b\b\b\b\b\b\b\bsee"),
+PARK = "we met at the park . we met at the park tonight . "
+CACHE_TRACES = {  # cache weight/capacity, text it learns first, prime: the field opens with (text, learn it)
+    "personal-cache": dict(weight=0.3, learned=PARK,
+                           script="we met at the p\bpark . i think the train is late . we met at the \t1\b\b\b\b\b\b"
+                                  "thepark zz\b\b\b\b\b\b\b\b\bsee"),
+    # capacity 4: typed words evict pairs, backspacing into them brings the pairs back (as far as
+    # the undo log reaches), then into the words the field opened with, which the cache learned
+    "cache-evictions-undone": dict(weight=0.3, capacity=4, prime=(PARK, True),
+                                   script="see you at the station . " + "\b" * 40 + "train is late"),
+    # the field opens with text the cache does not learn, nor what is re-typed at its positions
+    "primed-field-not-learned": dict(weight=0.3, capacity=4, learned="see you soon . ",
+                                     prime=("we met at the park . i think ", False),
+                                     script="the train is" + "\b" * 18 + "park tonight . see"),
 }
 REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
+
+
+def _record(engine, script, name, prime=None):
+    """record(), with the field opening with ``prime`` = (text, learn) instead of empty
+    (record() cannot say that): the trace gets "prime", the cache as it was before the
+    opening reset, and "cache_after" (the cache when the script ended)."""
+    from keyboard_lm.traces import record
+
+    before = engine.cache.to_json() if engine.cache is not None else None
+    if prime is not None:
+        def opening_reset():  # record()'s first engine.reset()
+            del engine.reset  # later resets (RESET keys) are plain again
+            engine.reset(*prime)
+        engine.reset = opening_reset
+    trace = record(engine, script, name)
+    if prime is not None:
+        trace["prime"] = {"text": prime[0], "learn": prime[1]}
+        trace["engine"]["cache"] = before
+    if engine.cache is not None:
+        trace["cache_after"] = engine.cache.to_json()
+    return trace
 
 
 def _tools():
@@ -78,17 +108,18 @@ def traces(toy_bundle, tmp_path_factory):
     """Golden traces of the Python engine on the toy bundle, and a copy of the bundle."""
     from export.bundle import load_bundle
     from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.personal_cache import PersonalCache
+    from keyboard_lm.personal_cache import DEFAULT_CAPACITY, PersonalCache
     from keyboard_lm.traces import record, write_traces
 
     out = tmp_path_factory.mktemp("android")
     bundle = load_bundle(toy_bundle)
     recorded = [record(KeyboardEngine(bundle), script, name) for name, script in TRACES.items()]
     recorded += [record(KeyboardEngine(bundle, no_repeat=False), script, name) for name, script in REPEAT_TRACES.items()]
-    for name, (weight, learned, script) in CACHE_TRACES.items():
-        engine = KeyboardEngine(bundle, cache=PersonalCache(len(bundle.vocab), weight))
-        engine.reset(learned)
-        recorded.append(record(engine, script, name))
+    for name, spec in CACHE_TRACES.items():
+        cache = PersonalCache(len(bundle.vocab), spec["weight"], spec.get("capacity", DEFAULT_CAPACITY))
+        engine = KeyboardEngine(bundle, cache=cache)
+        engine.reset(spec.get("learned", ""), learn=True)
+        recorded.append(_record(engine, spec["script"], name, spec.get("prime")))
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
     return out

@@ -4,15 +4,17 @@ import android.app.Activity;
 import android.os.Bundle;
 import android.text.Editable;
 import android.text.TextWatcher;
-import android.widget.EditText;
 import android.widget.TextView;
 import keyboardlm.core.KeyboardSession;
 import keyboardlm.core.TextEdit;
 
-/** A text field plus the strip: try a bundle without switching keyboards. */
+/**
+ * A text field plus the strip: try a bundle without switching keyboards. The engine follows
+ * the text before the cursor on every edit and every cursor move.
+ */
 public final class DemoActivity extends Activity {
     private KeyboardSession session;
-    private EditText text;
+    private TextField text;
     private StripView strip;
 
     @Override
@@ -24,6 +26,7 @@ public final class DemoActivity extends Activity {
         session = Sessions.open(this);
         ((TextView) findViewById(R.id.status)).setText(session.ready() ? "Bundle loaded and verified." : session.message());
         strip.setOnTap(this::tap);
+        text.setOnSelectionChanged(this::refresh);
         text.addTextChangedListener(new TextWatcher() {
             @Override
             public void beforeTextChanged(CharSequence s, int start, int count, int after) {}
@@ -49,8 +52,15 @@ public final class DemoActivity extends Activity {
         strip.show(session.setText(beforeCursor()), session.message());
     }
 
+    @Override
+    protected void onDestroy() {
+        session.close();  // the LiteRT interpreter
+        super.onDestroy();
+    }
+
     private void tap(int slot) {
         String before = beforeCursor();
+        session.setText(before);  // the edit is computed from the engine's text: it must be the field's
         String after = session.tap(slot);
         if (after == null) {
             refresh();

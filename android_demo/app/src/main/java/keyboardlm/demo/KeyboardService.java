@@ -7,28 +7,36 @@ import android.view.inputmethod.EditorInfo;
 import android.view.inputmethod.InputConnection;
 import android.widget.Button;
 import android.widget.LinearLayout;
+import java.util.Locale;
 import keyboardlm.core.KeyboardSession;
 import keyboardlm.core.TextEdit;
 
 /**
  * The system keyboard: the suggestion strip above a plain QWERTY layout. The engine follows
  * the text before the cursor: this keyboard's own keys change it incrementally (type,
- * backspace, tap); anything else that moves the cursor (a touch, another app) resets the
- * engine on the editor's text before the cursor, as a cursor jump should.
+ * backspace, tap). On every selection update the editor's text before the cursor is
+ * compared with the engine's (editor calls run in order, so it already holds all our
+ * edits, however fast the typing): text added after the engine's is stepped on; anything
+ * else (a touch moved the cursor, another app edited) resets the engine, as a cursor jump should.
  */
 public final class KeyboardService extends InputMethodService {
-    private static final int CONTEXT = 2000;  // characters before the cursor read on a jump
+    private static final int CONTEXT = 2000;  // characters before the cursor the engine reads
     private static final String[] ROWS = {"qwertyuiop", "asdfghjkl'", "zxcvbnm"};
 
     private KeyboardSession session;
     private StripView strip;
     private boolean shift = true;
-    private int expectedCursor = -1;  // where our own edits put the cursor
 
     @Override
     public void onCreate() {
         super.onCreate();
         session = Sessions.open(this);
+    }
+
+    @Override
+    public void onDestroy() {
+        session.close();  // the LiteRT interpreter
+        super.onDestroy();
     }
 
     @Override
@@ -41,7 +49,7 @@ public final class KeyboardService extends InputMethodService {
         for (String row : ROWS) {
             LinearLayout line = row(root);
             if (row.startsWith("z")) key(line, "\u21e7", 1.5f, v -> { shift = !shift; });
-            for (char c : row.toCharArray()) key(line, String.valueOf(c), 1, v -> type(shift ? String.valueOf(c).toUpperCase() : String.valueOf(c)));
+            for (char c : row.toCharArray()) key(line, String.valueOf(c), 1, v -> type(shift ? String.valueOf(c).toUpperCase(Locale.ROOT) : String.valueOf(c)));
             if (row.startsWith("z")) key(line, "\u232b", 1.5f, v -> backspace());
         }
         LinearLayout last = row(root);
@@ -70,31 +78,37 @@ public final class KeyboardService extends InputMethodService {
     @Override
     public void onStartInputView(EditorInfo info, boolean restarting) {
         super.onStartInputView(info, restarting);
-        expectedCursor = info.initialSelStart;
-        jump();
+        show(session.reset(beforeCursor()));
     }
 
     @Override
     public void onUpdateSelection(int oldSelStart, int oldSelEnd, int newSelStart, int newSelEnd,
                                   int candidatesStart, int candidatesEnd) {
         super.onUpdateSelection(oldSelStart, oldSelEnd, newSelStart, newSelEnd, candidatesStart, candidatesEnd);
-        if (newSelStart != newSelEnd || newSelStart != expectedCursor) {  // not our own edit
-            expectedCursor = newSelStart;
-            jump();
-        }
+        sync(newSelStart);
     }
 
-    /** A new field or a cursor jump: the engine restarts on the text before the cursor. */
-    private void jump() {
+    /** The editor's text before the cursor (its last CONTEXT characters at most). */
+    private String beforeCursor() {
         InputConnection ic = getCurrentInputConnection();
         CharSequence before = ic == null ? null : ic.getTextBeforeCursor(CONTEXT, 0);
-        show(session.reset(before == null ? "" : before.toString()));
+        return before == null ? "" : before.toString();
+    }
+
+    /**
+     * Brings the engine to the editor's text before the cursor if it differs (see the class
+     * comment); {@code cursor}: where the editor reported it, or -1.
+     */
+    private void sync(int cursor) {
+        String before = beforeCursor(), text = text();
+        boolean cut = before.length() >= CONTEXT || before.length() < cursor;  // only the end of the text before the cursor
+        if (before.equals(text) || (cut && text.endsWith(before))) return;  // in step
+        show(before.startsWith(text) ? session.setText(before) : session.reset(before));
     }
 
     private void type(String characters) {
         InputConnection ic = getCurrentInputConnection();
         if (ic == null) return;
-        expectedCursor += characters.length();
         ic.commitText(characters, 1);
         shift = false;
         show(session.setText(text() + characters));
@@ -105,11 +119,10 @@ public final class KeyboardService extends InputMethodService {
         if (ic == null) return;
         CharSequence selected = ic.getSelectedText(0);
         if (selected != null && selected.length() > 0) {
-            ic.commitText("", 1);  // deletes the selection; the cursor moves, so the engine jumps
+            ic.commitText("", 1);  // deletes the selection; the selection update resyncs the engine
             return;
         }
         String text = text();
-        if (!text.isEmpty()) expectedCursor -= Character.charCount(text.codePointBefore(text.length()));
         ic.deleteSurroundingTextInCodePoints(1, 0);
         show(session.setText(text.isEmpty() ? text : text.substring(0, text.offsetByCodePoints(text.length(), -1))));
     }
@@ -128,11 +141,11 @@ public final class KeyboardService extends InputMethodService {
 
     private void tap(int slot) {
         InputConnection ic = getCurrentInputConnection();
+        sync(-1);  // the edit is computed from the engine's text: it must be the editor's
         String before = text();
         String after = session.tap(slot);
         if (ic == null || after == null) return;
         TextEdit edit = TextEdit.between(before, after);
-        expectedCursor += edit.insert.length() - edit.delete;
         ic.beginBatchEdit();
         ic.deleteSurroundingText(edit.delete, 0);
         ic.commitText(edit.insert, 1);

@@ -80,7 +80,8 @@ final class LiteRtStepModel implements StepModel {
         return new Step(logProbs[0], nextState);
     }
 
-    void close() {
+    @Override
+    public void close() {
         interpreter.close();
     }
 }

@@ -23,8 +23,9 @@ import java.util.Set;
  * bounded stack of states, and steps only the new ids. Words shown while the current word
  * was typed forward (and not tapped) are not re-offered until that word is finished or the
  * user backspaces or jumps (no-repeat). With a personal cache, the strip ranks words by the
- * mixture of model and cache; the cache learns committed vocabulary words and forgets them
- * again when the user backspaces into them. Text indices are UTF-16 here, code points in
+ * mixture of model and cache; the cache learns committed vocabulary words (not the text a
+ * field was reset with, unless asked to) and forgets them again when the user backspaces
+ * into them. Text indices are UTF-16 here, code points in
  * Python; every slice the spec defines on code points goes through {@link CodePoints}.
  */
 public final class KeyboardEngine {
@@ -54,6 +55,7 @@ public final class KeyboardEngine {
     private Set<String> passed = new HashSet<>();
     private List<String> shown = new ArrayList<>();
     private int wordStart;
+    private int primed;  // fed ids that came from priming (reset): never learned by the cache
 
     public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
             throws BundleException {
@@ -93,9 +95,14 @@ public final class KeyboardEngine {
 
     // -- text changes ---------------------------------------------------------------------
 
-    /** A new text field or a cursor jump: empty state, then primed on {@code newText}. */
-    public void reset(String newText) {
+    /**
+     * A new text field or a cursor jump: empty state, then primed on {@code newText}. The
+     * cache (if any) does not learn the text a field opens with (it learned it when it was
+     * typed), unless {@code learn}: teaching a cache the user's earlier text.
+     */
+    public void reset(String newText, boolean learn) {
         state = model.zeroState();
+        primed = learn ? 0 : Integer.MAX_VALUE;
         fed = new ArrayList<>();
         stack = new ArrayList<>();
         learned = new ArrayList<>();
@@ -107,10 +114,15 @@ public final class KeyboardEngine {
         shown = new ArrayList<>();
         wordStart = 0;
         setText(newText);
+        primed = Math.min(primed, fed.size());  // ids at these positions are never learned
+    }
+
+    public void reset(String newText) {
+        reset(newText, false);
     }
 
     public void reset() {
-        reset("");
+        reset("", false);
     }
 
     /** The text before the cursor changed (typing, backspace, paste): resync the model. */
@@ -176,7 +188,7 @@ public final class KeyboardEngine {
         stack.add(state);  // the state before this id (never modified, so no copy)
         if (stack.size() > STACK_LIMIT) stack.set(stack.size() - STACK_LIMIT - 1, null);  // forget the oldest
         if (tokenId == Vocabulary.BOS_ID && resetAtSentenceStart) state = model.zeroState();
-        boolean learn = cache != null && suggestible[tokenId];
+        boolean learn = cache != null && suggestible[tokenId] && fed.size() >= primed;
         if (learn) cache.add(fed.isEmpty() ? Vocabulary.BOS_ID : fed.get(fed.size() - 1), tokenId);
         learned.add(learn);
         fed.add(tokenId);

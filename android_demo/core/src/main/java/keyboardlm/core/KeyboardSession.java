@@ -16,23 +16,26 @@ public final class KeyboardSession {
     }
 
     private KeyboardEngine engine;
+    private StepModel model;
     private String message;
 
-    private KeyboardSession(KeyboardEngine engine, String message) {
+    private KeyboardSession(KeyboardEngine engine, StepModel model, String message) {
         this.engine = engine;
+        this.model = model;
         this.message = message;
     }
 
     /** Loads and verifies the bundle, opens its model, starts an engine on an empty field. */
     public static KeyboardSession open(BundleFiles files, ModelFactory models, PersonalCache cache) {
+        StepModel model = null;
         try {
             Bundle bundle = Bundle.load(files);
-            StepModel model = models.open(bundle);
-            return new KeyboardSession(new KeyboardEngine(bundle, model, cache, true, KeyboardEngine.STRIP_SIZE), null);
+            model = models.open(bundle);
+            return new KeyboardSession(new KeyboardEngine(bundle, model, cache, true, KeyboardEngine.STRIP_SIZE), model, null);
         } catch (BundleException e) {
-            return failed(e.getMessage());
+            return failed(e.getMessage(), model);
         } catch (Exception | LinkageError e) {  // e.g. IllegalArgumentException from LiteRT, a missing native library
-            return failed("the model could not be opened: " + e);
+            return failed("the model could not be opened: " + e, model);
         }
     }
 
@@ -40,8 +43,22 @@ public final class KeyboardSession {
         return open(files, models, null);
     }
 
-    private static KeyboardSession failed(String message) {
-        return new KeyboardSession(null, "No suggestions: " + message);
+    private static KeyboardSession failed(String message, StepModel model) {
+        KeyboardSession session = new KeyboardSession(null, model, "No suggestions: " + message);
+        session.close();
+        return session;
+    }
+
+    /** Releases the model (the app: in onDestroy); no suggestions after. */
+    public void close() {
+        engine = null;
+        if (message == null) message = "No suggestions: closed";
+        try {
+            if (model != null) model.close();
+        } catch (RuntimeException e) {
+            // nothing more to release
+        }
+        model = null;
     }
 
     /** True while suggestions work. */
@@ -96,7 +113,7 @@ public final class KeyboardSession {
     }
 
     private void fail(RuntimeException e) {
-        engine = null;
+        close();
         message = "No suggestions: the model failed (" + e + ")";
     }
 }

@@ -14,8 +14,9 @@ import org.json.JSONObject;
  *   p(w | prev) = (1 - weight) * p_model(w | context) + weight * p_cache(w | prev)
  *   p_cache(w | prev) = (c(prev, w) + smoothing * c(w) / n) / (c(prev, .) + smoothing)
  *
- * An undo log of (prev, word) pairs, oldest first, at most {@code capacity}; saved as the
- * same JSON as the Python cache, so either side can read the other's file.
+ * An undo log of (prev, word) pairs, oldest first, at most {@code capacity}; undoing an add
+ * brings back the pair it pushed out. Saved as the same JSON as the Python cache (the pairs
+ * only), so either side can read the other's file.
  */
 public final class PersonalCache {
     public static final int FORMAT_VERSION = 1;
@@ -27,12 +28,15 @@ public final class PersonalCache {
     private final int capacity;
     private final double smoothing;
     private final ArrayDeque<int[]> pairs = new ArrayDeque<>();
+    private final ArrayDeque<int[]> evicted = new ArrayDeque<>();  // per add (the last capacity): the pair it pushed out, or NONE
+    private static final int[] NONE = new int[0];
     private final double[] unigram;
     private final Map<Integer, Map<Integer, Integer>> bigram = new HashMap<>();
 
     public PersonalCache(int vocabSize, double weight, int capacity, double smoothing) {
         if (!(weight >= 0.0 && weight < 1.0)) throw new IllegalArgumentException("cache weight must be in [0, 1), got " + weight);
         if (capacity < 1) throw new IllegalArgumentException("cache capacity must be at least 1, got " + capacity);
+        if (!(smoothing > 0)) throw new IllegalArgumentException("cache smoothing must be positive, got " + smoothing);
         this.vocabSize = vocabSize;
         this.weight = weight;
         this.capacity = capacity;
@@ -51,17 +55,28 @@ public final class PersonalCache {
     public void add(int prev, int word) {
         pairs.addLast(new int[] {prev, word});
         count(prev, word, 1);
+        int[] oldest = NONE;
         if (pairs.size() > capacity) {
-            int[] oldest = pairs.removeFirst();
+            oldest = pairs.removeFirst();
             count(oldest[0], oldest[1], -1);
         }
+        evicted.addLast(oldest);
+        if (evicted.size() > capacity) evicted.removeFirst();
     }
 
-    /** Undoes the latest {@link #add} (the user deleted that word); a no-op when empty. */
+    /**
+     * Undoes the latest {@link #add} (the user deleted that word), bringing back the pair that
+     * add pushed out; a no-op when empty.
+     */
     public void removeLast() {
         if (!pairs.isEmpty()) {
             int[] last = pairs.removeLast();
             count(last[0], last[1], -1);
+            int[] back = evicted.isEmpty() ? NONE : evicted.removeLast();
+            if (back != NONE) {
+                pairs.addFirst(back);
+                count(back[0], back[1], 1);
+            }
         }
     }
 

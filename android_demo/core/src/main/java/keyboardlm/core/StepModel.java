@@ -16,6 +16,9 @@ public interface StepModel {
     /** Feeds {@code token} from {@code state}; returns a new Step (never modifies {@code state}). */
     Step step(int token, float[][] state);
 
+    /** Releases what the model holds outside the Java heap (LiteRT's interpreter); no steps after. */
+    default void close() {}
+
     /** One step's outputs. */
     final class Step {
         public final float[] logProbs;

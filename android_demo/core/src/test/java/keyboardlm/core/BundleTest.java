@@ -82,9 +82,14 @@ class BundleTest {
         assertArrayEquals(read("model.tflite"), bundle.model);
         assertEquals(Arrays.asList("<pad>", "<unk>", "<bos>", "<eos>"), bundle.vocabulary.tokens().subList(0, 4));
         assertEquals(Vocabulary.UNK_ID, bundle.vocabulary.id("no-such-word-in-the-toy-vocabulary"));
-        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+        ZeroModel[] model = {null};
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> model[0] = new ZeroModel(b.vocabularySize, b.stateSizes));
         assertTrue(session.ready(), String.valueOf(session.message()));
         assertEquals(3, session.setText("see you at the ").size());
+        session.close();
+        assertTrue(model[0].closed);
+        assertFalse(session.ready());
+        assertTrue(session.setText("see you at the station ").isEmpty());
     }
 
     @Test
@@ -148,8 +153,10 @@ class BundleTest {
     /** The manifest says one size, the model itself (what LiteRT reports) another. */
     @Test
     void modelOutputDoesNotMatchTheVocabulary() throws Exception {
-        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize + 1, b.stateSizes));
+        ZeroModel[] model = {null};
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> model[0] = new ZeroModel(b.vocabularySize + 1, b.stateSizes));
         assertFalse(session.ready());
+        assertTrue(model[0].closed, "the model a failed session opened is released");
         int size = manifest().getJSONObject("signature").getInt("vocabulary_size");
         assertEquals("No suggestions: model.tflite: outputs " + (size + 1) + " log-probabilities, but vocab.txt has " + size + " tokens",
                 session.message());

@@ -3,9 +3,11 @@ package keyboardlm.core;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import org.json.JSONArray;
+import org.json.JSONException;
 import org.json.JSONObject;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
@@ -14,11 +16,39 @@ import org.junit.jupiter.api.TestFactory;
 /**
  * The Python engine's golden traces (``kblm trace`` / keyboard_lm/traces.py) replayed through
  * the Java engine, keystroke by keystroke: same text, prefix, kept and fed ids, model steps
- * and strip. The model is answered from the recorded outputs of the real exported model.
+ * (ids and the states they start from, see ReplayModel) and strip; the personal cache's pairs
+ * at the end. The model is answered from the recorded outputs of the real exported model.
+ * Each trace replays under both sentence contexts: the Python engine's ids and strips do not
+ * depend on it (the recorded outputs stand for the model), only which states it steps from.
+ * tests/android adds to a trace: "prime" (the field opened with text: reset(text, learn)) and
+ * "cache_after" (the cache when the trace ended).
  */
 class EngineReplayTest {
     private static Bundle bundle() throws Exception {
         return Bundle.load(BundleFiles.directory(Fixtures.path("kblm.bundle")));
+    }
+
+    /** The toy bundle with the other sentence_context ("reset" <-> "carry"). */
+    private static Bundle otherContext() throws Exception {
+        final BundleFiles dir = BundleFiles.directory(Fixtures.path("kblm.bundle"));
+        return Bundle.load(new BundleFiles() {
+            @Override
+            public byte[] read(String name) throws IOException {
+                if (!name.equals("manifest.json")) return dir.read(name);
+                try {
+                    JSONObject manifest = new JSONObject(new String(dir.read(name), Bytes.UTF8));
+                    boolean reset = manifest.optString("sentence_context", "reset").equals("reset");
+                    return manifest.put("sentence_context", reset ? "carry" : "reset").toString().getBytes(Bytes.UTF8);
+                } catch (JSONException e) {
+                    throw new IOException(e);
+                }
+            }
+
+            @Override
+            public String describe(String name) {
+                return dir.describe(name);
+            }
+        });
     }
 
     private static JSONObject traces() throws Exception {
@@ -35,27 +65,34 @@ class EngineReplayTest {
 
     @TestFactory
     List<DynamicTest> everyTraceReplays() throws Exception {
-        Bundle bundle = bundle();
         JSONArray traces = traces().getJSONArray("traces");
         assertTrue(traces.length() > 0, "no traces in " + Fixtures.path("kblm.traces"));
         List<DynamicTest> tests = new ArrayList<>();
-        for (int i = 0; i < traces.length(); i++) {
-            JSONObject trace = traces.getJSONObject(i);
-            tests.add(DynamicTest.dynamicTest(trace.getString("name"), () -> replay(bundle, trace)));
+        for (Bundle bundle : new Bundle[] {bundle(), otherContext()}) {
+            String context = bundle.resetAtSentenceStart ? " (sentences reset)" : " (sentences carry)";
+            for (int i = 0; i < traces.length(); i++) {
+                JSONObject trace = traces.getJSONObject(i);
+                tests.add(DynamicTest.dynamicTest(trace.getString("name") + context, () -> replay(bundle, trace)));
+            }
         }
         return tests;
     }
 
     private static void replay(Bundle bundle, JSONObject trace) throws Exception {
-        ReplayModel model = new ReplayModel(trace.getJSONArray("model_steps"), bundle.stateSizes);
+        ReplayModel model = new ReplayModel(trace.getJSONArray("model_steps"), bundle.stateSizes, bundle.resetAtSentenceStart);
         JSONObject options = trace.getJSONObject("engine");
         PersonalCache cache = options.isNull("cache") ? null
                 : PersonalCache.fromJson(options.getJSONObject("cache"), bundle.vocabulary.size(), "trace cache");
         KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"), KeyboardEngine.STRIP_SIZE);
         model.arm();
         model.context = trace.getString("name") + " start";
-        engine.reset();
         JSONArray keystrokes = trace.getJSONArray("keystrokes");
+        int opening = keystrokes.length() > 0 ? keystrokes.getJSONObject(0).getJSONArray("steps").getInt(0) : model.recorded();
+        model.expect(0, opening, 0, opening);
+        JSONObject prime = trace.optJSONObject("prime");
+        if (prime == null) engine.reset();
+        else engine.reset(prime.getString("text"), prime.getBoolean("learn"));
+        assertEquals(opening, model.cursor(), model.context + ": model steps");
         for (int k = 0; k < keystrokes.length(); k++) {
             JSONObject expected = keystrokes.getJSONObject(k);
             String key = expected.getString("key");
@@ -64,6 +101,8 @@ class EngineReplayTest {
             model.context = where;
             int beforeSteps = model.cursor();
             List<Integer> beforeFed = engine.fedIds();
+            JSONArray steps = expected.getJSONArray("steps");
+            model.expect(expected.getInt("kept"), expected.getJSONArray("fed").length(), steps.getInt(0), steps.getInt(1));
             if (key.equals("BACKSPACE")) {
                 engine.backspace();
             } else if (key.equals("RESET")) {
@@ -81,11 +120,14 @@ class EngineReplayTest {
             assertEquals(expected.getString("prefix"), engine.prefix(), where + ": prefix");
             assertEquals(expected.getInt("kept"), kept, where + ": ids kept");
             assertEquals(ints(expected.getJSONArray("fed")), fed.subList(kept, fed.size()), where + ": ids fed");
-            JSONArray steps = expected.getJSONArray("steps");
             assertEquals(steps.getInt(0) + ".." + steps.getInt(1), beforeSteps + ".." + model.cursor(), where + ": model steps");
             assertEquals(Fixtures.strings(expected.getJSONArray("strip")), engine.strip(), where + ": strip");
         }
         assertEquals(model.recorded(), model.cursor(), trace.getString("name") + ": recorded model steps left over");
+        if (trace.has("cache_after")) {
+            assertEquals(trace.getJSONObject("cache_after").getJSONArray("pairs").toString(),
+                    cache.toJson().getJSONArray("pairs").toString(), trace.getString("name") + ": cache pairs at the end");
+        }
     }
 
     private static List<Integer> ints(JSONArray array) throws Exception {
@@ -108,9 +150,14 @@ class EngineReplayTest {
     void tracesCoverTheEngine() throws Exception {
         JSONArray traces = traces().getJSONArray("traces");
         boolean tap = false, backspace = false, reset = false, completion = false, capital = false, cache = false, repeat = false;
+        boolean primed = false, learnedPrime = false, smallCache = false;
         for (int i = 0; i < traces.length(); i++) {
             JSONObject trace = traces.getJSONObject(i);
-            cache |= !trace.getJSONObject("engine").isNull("cache");
+            JSONObject options = trace.getJSONObject("engine").optJSONObject("cache");
+            cache |= options != null;
+            smallCache |= options != null && options.getInt("capacity") <= 8 && trace.has("cache_after");
+            primed |= trace.has("prime") && !trace.getJSONObject("prime").getBoolean("learn");
+            learnedPrime |= trace.has("prime") && trace.getJSONObject("prime").getBoolean("learn");
             repeat |= !trace.getJSONObject("engine").getBoolean("no_repeat");
             JSONArray keys = trace.getJSONArray("keystrokes");
             for (int k = 0; k < keys.length(); k++) {
@@ -125,5 +172,7 @@ class EngineReplayTest {
         }
         assertTrue(tap && backspace && reset && completion && capital && cache && repeat,
                 "traces lack one of: tap, backspace, reset, completion, capitalised strip, cache, repeat");
+        assertTrue(primed && learnedPrime && smallCache, "traces lack one of: a primed field, a primed field the cache "
+                + "learns, a small cache checked at the end");
     }
 }

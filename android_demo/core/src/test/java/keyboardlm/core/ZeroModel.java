@@ -4,6 +4,7 @@ package keyboardlm.core;
 class ZeroModel implements StepModel {
     private final int size;
     private final int[] stateSizes;
+    boolean closed;
 
     ZeroModel(int size, int[] stateSizes) {
         this.size = size;
@@ -27,5 +28,10 @@ class ZeroModel implements StepModel {
         float[] logProbs = new float[size];
         java.util.Arrays.fill(logProbs, (float) -Math.log(size));
         return new Step(logProbs, zeroState());
+    }
+
+    @Override
+    public void close() {
+        closed = true;
     }
 }
