@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/kblm evaluate $(RUN)/model --split test
 	$(BIN)/kblm export $(RUN)/model --quantize dynamic_int8 --out $(RUN)/bundle
 	$(BIN)/kblm inspect $(RUN)/bundle
-	$(BIN)/kblm suggest $(RUN)/bundle "The jury said that the"
+	$(BIN)/kblm suggest $(RUN)/bundle "The jury said that the "
 	$(BIN)/kblm suggest $(RUN)/bundle "He went back to the hou"
 	$(BIN)/kblm suggest $(RUN)/bundle "It was a long day. "
 	$(BIN)/kblm simulate $(RUN)/bundle --corpus brown --split test --limit 100 --presage-train brown
