@@ -44,7 +44,7 @@ FREEZE = ("none", "embedding", "all-but-last")
 
 @dataclasses.dataclass(frozen=True)
 class PersonalizeOptions:
-    epochs: int = 5
+    epochs: int = 10
     learning_rate: float = 3e-4
     batch_size: int = 16
     patience: int = 1  # epochs without held-out improvement before stopping
