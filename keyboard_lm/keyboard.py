@@ -81,7 +81,7 @@ class KeyboardEngine:
             self._passed.update(word.lower() for word in self._shown)  # shown, not tapped
         else:
             self._passed = set()
-        self._word_start, self._shown = word_start, []
+        self._word_start, self._shown = word_start, []  # where the word being typed starts
         common = 0
         for have, want in zip(self._fed, wanted):
             if have != want:
@@ -101,7 +101,7 @@ class KeyboardEngine:
     def tap(self, index):
         """Accepts suggestion ``index``: the word replaces the prefix, plus a space."""
         word = self.strip()[index]
-        before = self.text[:self._prefix_start()]
+        before = self.text[:self._word_start]
         if before and not self.prefix and not tokenization.ends_with_space(before):
             before += " "  # after "Hi." the word needs its own space
         self.set_text(before + word + " ")
@@ -161,7 +161,7 @@ class KeyboardEngine:
 
     def _typed_prefix(self):
         """The prefix as the user typed it, if it reads as the prefix token on its own."""
-        typed = self.text[self._prefix_start():]
+        typed = self.text[self._word_start:]
         return typed if typed and tokenization.tokenize(typed, self.options) == [self.prefix] else ""
 
     def strip(self):

@@ -155,10 +155,10 @@ def _general_messages(raw, general, limit, cache_dir):
 
 
 def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None, general=None,
-                base_bundle=None, cache_dir=None, progress=True, messages=None):
+                base_bundle=None, cache_dir=None, progress=True):
     """Fine-tunes ``base`` on the user's ``texts`` into the run ``out``; returns the report."""
     from data_pipeline.corpora import read_messages
-    from keyboard_lm.run import load_run_config, load_run_vocabulary, read_json
+    from keyboard_lm.run import load_run_config, load_run_vocabulary
 
     started = time.monotonic()
     _set_threads(options.threads)
@@ -166,7 +166,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
     vocab = load_run_vocabulary(base, model_config)
     if vocab.metadata["sha256"] != raw.get("vocabulary", {}).get("sha256"):
         raise KblmError(f"{Path(base) / 'vocab'}: not the vocabulary the base run was trained with (sha256 differs)")
-    messages = messages if messages is not None else read_messages(texts)
+    messages = read_messages(texts)
     words, known = check_user_text(texts, messages, vocab)
     if len(messages) < 2:
         raise KblmError(f"{texts}: one message (line); personalization holds the last lines out to "
@@ -195,7 +195,6 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                                                    eval_messages[:options.ksr_limit], cache_dir)
         report["seconds_total"] = round(time.monotonic() - started, 1)
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        report["best_epoch"] = read_json(tmp / "best.json", "best model record").get("epoch")
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 
@@ -209,7 +208,6 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     from keyboard_lm.callbacks import MONITOR, AtomicModelCheckpoint
     from keyboard_lm.loop import Steps, evaluate, fit, make_optimizer
     from keyboard_lm.metrics import summarize
-    from keyboard_lm.model import build_model
     from keyboard_lm.run import RunPaths, load_run_model
     from keyboard_lm.train import _count_batches
 
@@ -221,12 +219,11 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                                  schedule="constant", early_stopping_patience=options.patience,
                                  max_minutes=options.max_minutes, strategy="default", steps_per_epoch=None,
                                  validation_steps=None, seed=options.seed, pipeline=pipeline)
-    base_model = load_run_model(base)
-    if base_model.outputs[0].shape[-1] != len(vocab):
-        raise KblmError(f"{base}: the model predicts {base_model.outputs[0].shape[-1]} ids but the vocabulary "
+    model = load_run_model(base)  # runs save the shape-agnostic model (portable_copy)
+    if model.outputs[0].shape[-1] != len(vocab):
+        raise KblmError(f"{base}: the model predicts {model.outputs[0].shape[-1]} ids but the vocabulary "
                         f"has {len(vocab)}; the base run's files do not belong together")
-    model = build_model(model_config)  # the shape-agnostic model: what runs save
-    model.set_weights(base_model.get_weights())
+    base_weights = model.get_weights()
     _freeze(model, model_config, options.freeze)
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
@@ -262,7 +259,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     if paths.best_model.exists():
         model.set_weights(load_run_model(tmp).get_weights())
     else:  # nothing beat the base on the held-out slice: the base is the best model
-        model.set_weights(base_model.get_weights())
+        model.set_weights(base_weights)
         model.save(paths.best_model)
         atomic_write_text(paths.best_record, json.dumps({"epoch": 0, "val_perplexity": base_held["perplexity"]}) + "\n")
     after = measure()
@@ -273,7 +270,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     return {"before": before, "after": after, "finetune_seconds": round(seconds, 1),
             "train_messages": len(train_messages), "held_out_messages": len(held_messages),
             "eval_messages": len(eval_messages), "general_messages": len(general_messages),
-            "trainable_parameters": metrics["trainable_parameters"]}
+            "trainable_parameters": metrics["trainable_parameters"], "best_epoch": metrics["best"].get("epoch")}
 
 
 def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):

@@ -56,9 +56,7 @@ final class LiteRtStepModel implements StepModel {
 
     @Override
     public float[][] zeroState() {
-        float[][] state = new float[names.length][];
-        for (int i = 0; i < names.length; i++) state[i] = new float[sizes[i]];
-        return state;
+        return StepModel.zeros(sizes);
     }
 
     @Override

@@ -13,6 +13,13 @@ public interface StepModel {
     /** The empty context: one zero vector per state tensor, in the manifest's order. */
     float[][] zeroState();
 
+    /** One zero vector per state tensor of these sizes (what {@link #zeroState} usually returns). */
+    static float[][] zeros(int[] sizes) {
+        float[][] state = new float[sizes.length][];
+        for (int i = 0; i < sizes.length; i++) state[i] = new float[sizes[i]];
+        return state;
+    }
+
     /** Feeds {@code token} from {@code state}; returns a new Step (never modifies {@code state}). */
     Step step(int token, float[][] state);
 

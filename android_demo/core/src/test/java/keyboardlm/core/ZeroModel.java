@@ -18,9 +18,7 @@ class ZeroModel implements StepModel {
 
     @Override
     public float[][] zeroState() {
-        float[][] state = new float[stateSizes.length][];
-        for (int i = 0; i < state.length; i++) state[i] = new float[stateSizes[i]];
-        return state;
+        return StepModel.zeros(stateSizes);
     }
 
     @Override
