@@ -180,7 +180,7 @@ def cmd_personalize(args):
 
     options = PersonalizeOptions(
         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, patience=args.patience,
-        anchor=args.anchor, freeze=args.freeze, holdout=args.holdout, max_minutes=args.max_minutes,
+        anchor=args.anchor, freeze=args.freeze, dropout=args.dropout, holdout=args.holdout, max_minutes=args.max_minutes,
         general_limit=args.general_limit, ksr_limit=args.ksr_limit,
         quantize=None if args.quantize == "none" else args.quantize, threads=args.threads, seed=args.seed)
     if (args.texts is None) == (args.users is None):
@@ -220,6 +220,8 @@ def _add_personalize_parser(commands):
     p.add_argument("--anchor", type=float, default=d.anchor, help="L2 penalty toward the base weights (0: off)")
     p.add_argument("--freeze", choices=FREEZE, default=d.freeze,
                    help="embedding: freeze the embedding and (tied) output; all-but-last: train only the last RNN")
+    p.add_argument("--dropout", type=float, default=d.dropout,
+                   help="dropout rate while fine-tuning (default: the base model's)")
     p.add_argument("--holdout", type=float, default=d.holdout, help="share of the user's messages held out")
     p.add_argument("--max-minutes", type=float, help="time budget of the fine-tune")
     p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,

@@ -50,6 +50,7 @@ class PersonalizeOptions:
     patience: int = 1  # epochs without held-out improvement before stopping
     anchor: float = 1e-3  # L2 pull toward the base weights (0: off)
     freeze: str = "none"  # none | embedding (and the tied output) | all-but-last (RNN layer)
+    dropout: float | None = None  # dropout while fine-tuning (None: the base's)
     holdout: float = 0.1  # share of the user's messages held out for early stopping
     max_minutes: float | None = None
     general_limit: int = 2000  # general-text messages for the forgetting check
@@ -63,6 +64,8 @@ class PersonalizeOptions:
             raise KblmError(f"freeze must be one of {list(FREEZE)}; got {self.freeze!r}")
         if not 0 < self.holdout < 0.5:
             raise KblmError(f"holdout must be in (0, 0.5); got {self.holdout}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise KblmError(f"dropout must be in [0, 1); got {self.dropout}")
         if self.epochs < 1 or self.learning_rate <= 0 or self.anchor < 0:
             raise KblmError("epochs and learning_rate must be positive and anchor >= 0; got "
                             f"{self.epochs}, {self.learning_rate}, {self.anchor}")
@@ -181,7 +184,9 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         personalization = {"base": str(base), "texts": str(texts), "eval_texts": str(eval_texts or ""),
                            "options": dataclasses.asdict(options), "words": words, "known_words": known,
                            "train_messages": len(train_messages), "held_out_messages": len(held_messages)}
-        atomic_write_text(tmp / "config.json", json.dumps({**raw, "personalization": personalization}, indent=2) + "\n")
+        model_section = raw["model"] if options.dropout is None else {**raw["model"], "dropout": options.dropout}
+        atomic_write_text(tmp / "config.json", json.dumps({**raw, "model": model_section,
+                                                           "personalization": personalization}, indent=2) + "\n")
         result = _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
                             eval_messages, general_messages, progress)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
@@ -225,6 +230,10 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                         f"has {len(vocab)}; the base run's files do not belong together")
     base_weights = model.get_weights()
     _freeze(model, model_config, options.freeze)
+    if options.dropout is not None:  # the saved model and config.json carry the new rate
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = options.dropout
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
                                        ("eval", eval_messages), ("general", general_messages))}
