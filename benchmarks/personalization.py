@@ -47,23 +47,36 @@ def write_lines(path, lines):
     return path
 
 
-def category_halves():
-    """{category: (first half, second half)} of its sentences, split at half its tokens."""
+def _halves(sentences, counts):
+    """(first, second): the sentences cut at the first sentence end at or after half the tokens."""
+    seen, half = 0, sum(counts) / 2
+    for cut, count in enumerate(counts):
+        seen += count
+        if seen >= half:
+            break
+    return sentences[:cut + 1], sentences[cut + 1:]
+
+
+def category_halves(split="category"):
+    """{category: (first half, second half)} of its sentences.
+
+    ``category``: the category's text cut in two (Brown's samples are ~2,000 words by one
+    author each, so the second half is mostly other authors'). ``document``: every sample
+    cut in two, the first halves train and the second halves evaluate (the same authors).
+    """
     from data_pipeline.corpora import brown_documents, fetch
 
-    text = {c: ([], []) for c in CATEGORIES}
+    documents = {c: [] for c in CATEGORIES}
     for _, category, sentences, counts in brown_documents(fetch("brown")):
-        if category in text:
-            text[category][0].extend(sentences)
-            text[category][1].extend(counts)
+        if category in documents:
+            documents[category].append((sentences, counts))
     halves = {}
-    for category, (sentences, counts) in text.items():
-        seen, half = 0, sum(counts) / 2
-        for cut, count in enumerate(counts):
-            seen += count
-            if seen >= half:
-                break
-        halves[category] = (sentences[:cut + 1], sentences[cut + 1:])
+    for category, docs in documents.items():
+        if split == "category":
+            halves[category] = _halves([s for d, _ in docs for s in d], [n for _, c in docs for n in c])
+        else:
+            cut = [_halves(*doc) for doc in docs]
+            halves[category] = ([s for first, _ in cut for s in first], [s for _, second in cut for s in second])
     return halves
 
 
@@ -89,19 +102,32 @@ def choose_cache_weight(base_bundle, first_half):
     return max(ksr, key=ksr.get), ksr
 
 
-def run_category(category, first, second, general_file, base_bundle):
+def sample(sentences, n, split):
+    """The sentences measured: the first ``n`` (category split: text that follows the user's), or
+    ``n`` spread evenly (document split: every author's second half is represented)."""
+    if split == "category" or len(sentences) <= n:
+        return sentences[:n]
+    return [sentences[i * len(sentences) // n] for i in range(n)]
+
+
+def split_root(split):
+    return OUT if split == "category" else OUT / "same-author"
+
+
+def run_category(category, first, second, general_file, base_bundle, split):
     from keyboard_lm.personalize import PersonalizeOptions, personalize
 
-    user = write_lines(OUT / "users" / f"{category}.txt", first)
-    evaluation = write_lines(OUT / "eval" / f"{category}.txt", second[:EVAL_SENTENCES * 4])
-    run = OUT / category
+    root = split_root(split)
+    user = write_lines(root / "users" / f"{category}.txt", first)
+    evaluation = write_lines(root / "eval" / f"{category}.txt", sample(second, EVAL_SENTENCES * 4, split))
+    run = root / category
     if (run / "report.json").exists():
         report = json.loads((run / "report.json").read_text())
     else:
         report = personalize(BASE, user, run, PersonalizeOptions(ksr_limit=EVAL_SENTENCES), eval_texts=evaluation,
                              general=str(general_file), base_bundle=base_bundle, progress=False)
     weight, tried = choose_cache_weight(base_bundle, first)
-    messages = second[:EVAL_SENTENCES]
+    messages = sample(second, EVAL_SENTENCES, split)
     sims = {"base": simulate_bundle(base_bundle, messages),
             "base+cache": simulate_bundle(base_bundle, messages, weight, first),
             "personalized": simulate_bundle(run / "bundle", messages),
@@ -122,7 +148,7 @@ def run_category(category, first, second, general_file, base_bundle):
     return row
 
 
-def control(halves):
+def control(halves, split):
     """Fine-tune on non-fiction the base already saw; model top-3 on each category's eval text."""
     import tensorflow as tf
 
@@ -145,7 +171,7 @@ def control(halves):
     pipeline = PipelineConfig(mode="message", batch_size=32, sequence_length=train_config.pipeline.sequence_length)
     top3 = {}
     for category in CATEGORIES:
-        messages = (OUT / "eval" / f"{category}.txt").read_text(encoding="utf-8").splitlines()
+        messages = (split_root(split) / "eval" / f"{category}.txt").read_text(encoding="utf-8").splitlines()
         top3[category] = 100 * summarize(evaluate(steps, make_dataset(messages, vocab, pipeline, False)))["top3"]
     return top3
 
@@ -173,20 +199,12 @@ def cost(first_half_k):
             "peak_rss_mb": report["peak_rss_mb"], "threads": 1}
 
 
-def main():
-    from export.exporter import export_run
-
-    halves = category_halves()
-    base_bundle = OUT / "base-bundle"
-    if not (base_bundle / "manifest.json").exists():
-        export_run(BASE, "dynamic_int8", base_bundle)
-    from data_pipeline.corpora import load_corpus
-
-    general = write_lines(OUT / "general.txt", load_corpus("nlp-corpus").splits["test"][:GENERAL_SENTENCES])
+def run_split(split, general, base_bundle):
+    halves = category_halves(split)
     rows = []
     for category, (first, second) in halves.items():
-        rows.append(run_category(category, first, second, general, base_bundle))
-    control_top3 = control(halves)
+        rows.append(run_category(category, first, second, general, base_bundle, split))
+    control_top3 = control(halves, split)
     for row, category in zip(rows, CATEGORIES):
         row["model_top3_control"] = control_top3[category]
     mean = {"category": "mean"}
@@ -197,7 +215,8 @@ def main():
     for row in rows:
         row["top3_gain_personal"] = 100 * (row["top3_personalized"] / row["top3_base"] - 1)
         row["top3_gain_both"] = 100 * (row["top3_personalized+cache"] / row["top3_base"] - 1)
-    print(write_results("personalization", rows, [
+    name = "personalization" if split == "category" else "personalization_same_author"
+    print(write_results(name, rows, [
         ("category", "user (Brown category)"), ("train_words", "words"),
         ("model_top3_base", "model top-3 % base"), ("model_top3_personal", "personalized"),
         ("model_top3_gain", "gain % (rel.)"), ("model_top3_control", "control (non-fiction fine-tune)"),
@@ -207,10 +226,33 @@ def main():
         ("ksr_base", "KSR % base"), ("ksr_base+cache", "+cache"),
         ("ksr_personalized", "personalized"), ("ksr_personalized+cache", "both"),
         ("general_loss", "general loss change %"), ("finetune_seconds", "fine-tune s")]))
-    cost_row = cost(halves["k"][0])
-    print(write_results("personalization_cost", [cost_row], [
-        ("words", "user words"), ("fine_tune_seconds", "fine-tune s"), ("total_seconds", "total s (load, eval, save)"),
-        ("epochs_trained", "best epoch"), ("peak_rss_mb", "peak memory MB"), ("threads", "threads")]))
+    return halves
+
+
+def main():
+    import argparse
+
+    from data_pipeline.corpora import load_corpus
+    from export.exporter import export_run
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("category", "document", "both"), default="both",
+                        help="cut each category's text in two, or each author's sample (default: both)")
+    parser.add_argument("--no-cost", action="store_true", help="skip the one-thread cost run")
+    args = parser.parse_args()
+    base_bundle = OUT / "base-bundle"
+    if not (base_bundle / "manifest.json").exists():
+        export_run(BASE, "dynamic_int8", base_bundle)
+    general = write_lines(OUT / "general.txt", load_corpus("nlp-corpus").splits["test"][:GENERAL_SENTENCES])
+    for split in ("category", "document"):
+        if args.split in (split, "both"):
+            halves = run_split(split, general, base_bundle)
+    if not args.no_cost:
+        cost_row = cost(halves["k"][0])
+        print(write_results("personalization_cost", [cost_row], [
+            ("words", "user words"), ("fine_tune_seconds", "fine-tune s"),
+            ("total_seconds", "total s (load, eval, save)"), ("epochs_trained", "best epoch"),
+            ("peak_rss_mb", "peak memory MB"), ("threads", "threads")]))
 
 
 if __name__ == "__main__":

@@ -123,6 +123,8 @@ class Vocabulary:
         if hashlib.sha256(data).hexdigest() != metadata.get("sha256"):
             raise KblmError(f"{text_path}: sha256 does not match field sha256 of {meta_path.name} "
                             "(edited or corrupt)")
+        if data and not data.endswith(b"\n"):
+            raise KblmError(f"{text_path}: the last line has no newline (one token per line, each ending in \\n)")
         tokens = data.decode("utf-8").split("\n")[:-1]
         if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise KblmError(f"{text_path}: the first lines must be {list(SPECIAL_TOKENS)}")

@@ -71,12 +71,22 @@ def _edit_json(path, **changes):
     path.write_text(json.dumps(meta))
 
 
+def _rewrite_consistently(directory, edit):
+    """Edits vocab.txt and updates the checksum, as a careless hand edit with a rehash would."""
+    import hashlib
+
+    text = edit((directory / "vocab.txt").read_text(encoding="utf-8"))
+    (directory / "vocab.txt").write_text(text, encoding="utf-8")
+    _edit_json(directory / "vocab.json", sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
 @pytest.mark.parametrize("damage, match", [
     (lambda d: (d / "vocab.txt").write_text("<pad>\n<unk>\n<bos>\n<eos>\nsee\n"), "sha256 does not match"),
     (lambda d: _edit_json(d / "vocab.json", tokenizer={"spec_version": 0}), r"tokenizer.spec_version is 0"),
     (lambda d: _edit_json(d / "vocab.json", format_version=9), "format_version 9"),
     (lambda d: (d / "vocab.json").write_text("{not json"), "not valid JSON"),
     (lambda d: (d / "vocab.txt").unlink(), r"vocab.txt: missing"),
+    (lambda d: _rewrite_consistently(d, lambda text: text.rstrip("\n")), "last line has no newline"),
 ])
 def test_load_refuses_bad_vocabularies(tmp_path, toy_vocab, damage, match):
     toy_vocab.save(tmp_path / "v")
