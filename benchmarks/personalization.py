@@ -3,21 +3,29 @@
 The Bengio split trains the base on categories a-j (non-fiction); the fiction categories
 k, l, m, n, p, r are never trained on, so one base run serves them all. Each category is
 a "user": ``kblm personalize`` fine-tunes on the first half of its text (its own last 10%
-held out for early stopping) and everything is measured on the second half:
-model top-3 and perplexity, and through the harness (dynamic_int8 bundles) KSR and top-3;
-the personal cache alone and with fine-tuning (weight chosen on the held-out slice of the
-first half); and forgetting, on general text neither the base nor the user saw: the first
-2,000 sentences of nlp-corpus's test split (SMS, dialogue, forums, lyrics, news). (The
-other fiction categories would flatter the fine-tune: their loss falls about 8% too.)
-Control: the same fine-tune on the same amount of non-fiction (Brown train, which the base
-already saw), evaluated on every category. The base was trained on running text (stream
-mode) and the keyboard starts each field afresh, so part of any fine-tune's gain is that
-adaptation; the control measures it, and personalization is what exceeds it.
-Cost: personalizing ``mobile`` on 5,000 words with one thread, and its peak memory.
+held out for early stopping) and everything is measured on the second half. "First half"
+is cut two ways (``--split``):
+
+- ``category``: the category's text cut in two. Brown's samples are ~2,000 words, each by
+  another author, so the second half is other authors writing in the same genre.
+- ``document``: every sample cut in two; the user's text is the first halves and the
+  measure is on the second halves, i.e. the same authors' unseen text, as for a person.
+
+Measured: model top-3 and perplexity; through the harness (dynamic_int8 bundles) KSR and
+top-3; the personal cache alone and with fine-tuning (its weight chosen for each bundle on
+the held-out slice of the first half); and forgetting, on general text neither the base
+nor the user saw: the first 2,000 sentences of nlp-corpus's test split (SMS, dialogue,
+forums, lyrics, news). (The other fiction categories would flatter the fine-tune: their
+loss falls about 8% too.) Control: the same fine-tune on the same amount of non-fiction
+(Brown train, which the base already saw), evaluated on every category. The base was
+trained on running text (stream mode) and the keyboard starts each field afresh, so part
+of any fine-tune's gain is that adaptation; the control measures it, and personalization
+is what exceeds it. Cost: personalizing ``mobile`` on 5,000 words with one thread, and
+its peak memory.
 
 Run: ``python benchmarks/personalization.py`` after benchmarks/quality.py (its Brown run is
-the base). Resumable. Writes benchmarks/results/personalization.{json,md} and
-personalization_cost.{json,md}.
+the base). Resumable. Writes benchmarks/results/personalization.{json,md} (category split),
+personalization_same_author.{json,md} (document split) and personalization_cost.{json,md}.
 """
 import json
 import os
@@ -37,7 +45,7 @@ CATEGORIES = {"k": "general fiction", "l": "mystery", "m": "science fiction", "n
               "p": "romance", "r": "humor"}
 EVAL_SENTENCES = 300  # of each second half, replayed through the harness
 GENERAL_SENTENCES = 2000  # of nlp-corpus test (forgetting check)
-CACHE_WEIGHTS = (0.05, 0.1, 0.2, 0.3, 0.4)
+CACHE_WEIGHTS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 COST_WORDS = 5000
 
 
@@ -94,11 +102,12 @@ def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
     return simulate(EnginePredictor(engine), messages, progress=False)
 
 
-def choose_cache_weight(base_bundle, first_half):
+def choose_cache_weight(bundle, first_half):
+    """The cache weight with the best KSR on the held-out tail of the first half, for this bundle."""
     from keyboard_lm.personalize import split_user_text
 
     train, held = split_user_text(first_half, 0.1)
-    ksr = {w: simulate_bundle(base_bundle, held[:150], w, train)["ksr"] for w in CACHE_WEIGHTS}
+    ksr = {w: simulate_bundle(bundle, held[:150], w, train)["ksr"] for w in CACHE_WEIGHTS}
     return max(ksr, key=ksr.get), ksr
 
 
@@ -127,17 +136,19 @@ def run_category(category, first, second, general_file, base_bundle, split):
         report = personalize(BASE, user, run, PersonalizeOptions(ksr_limit=EVAL_SENTENCES), eval_texts=evaluation,
                              general=str(general_file), base_bundle=base_bundle, progress=False)
     weight, tried = choose_cache_weight(base_bundle, first)
+    personal_weight, personal_tried = choose_cache_weight(run / "bundle", first)  # it predicts better: less cache
     messages = sample(second, EVAL_SENTENCES, split)
     sims = {"base": simulate_bundle(base_bundle, messages),
             "base+cache": simulate_bundle(base_bundle, messages, weight, first),
             "personalized": simulate_bundle(run / "bundle", messages),
-            "personalized+cache": simulate_bundle(run / "bundle", messages, weight, first)}
+            "personalized+cache": simulate_bundle(run / "bundle", messages, personal_weight, first)}
     b, a = report["before"], report["after"]
     row = {"category": f"{category} ({CATEGORIES[category]})", "train_words": report["words"],
            "model_top3_base": 100 * b["eval"]["top3"], "model_top3_personal": 100 * a["eval"]["top3"],
            "ppl_base": b["eval"]["perplexity"], "ppl_personal": a["eval"]["perplexity"],
            "general_ppl_base": b["general"]["perplexity"], "general_ppl_personal": a["general"]["perplexity"],
-           "cache_weight": weight, "cache_weight_ksr": tried, "best_epoch": report["best_epoch"],
+           "cache_weight": weight, "cache_weight_ksr": tried, "personal_cache_weight": personal_weight,
+           "personal_cache_weight_ksr": personal_tried, "best_epoch": report["best_epoch"],
            "finetune_seconds": report["finetune_seconds"]}
     for name, sim in sims.items():
         row[f"ksr_{name}"] = 100 * sim["ksr"]
@@ -160,8 +171,9 @@ def control(halves, split):
     from keyboard_lm.run import load_run_config, load_run_model, load_run_vocabulary
 
     sentences = int(statistics.fmean(len(first) for first, _ in halves.values()))  # as many as a user has
-    texts = write_lines(OUT / "control" / "nonfiction.txt", load_corpus("brown").splits["train"][-sentences:])
-    run = OUT / "control-run"
+    root = split_root(split)
+    texts = write_lines(root / "control" / "nonfiction.txt", load_corpus("brown").splits["train"][-sentences:])
+    run = root / "control-run"
     if not (run / "report.json").exists():
         personalize(BASE, texts, run, PersonalizeOptions(ksr_limit=0, quantize=None), progress=False)
     model_config, train_config, _ = load_run_config(run)
@@ -209,7 +221,7 @@ def run_split(split, general, base_bundle):
         row["model_top3_control"] = control_top3[category]
     mean = {"category": "mean"}
     for key in rows[0]:
-        if key not in ("category", "cache_weight_ksr") and isinstance(rows[0][key], (int, float)):
+        if not key.endswith(("category", "_ksr")) and isinstance(rows[0][key], (int, float)):
             mean[key] = statistics.fmean(r[key] for r in rows)
     rows.append(mean)
     for row in rows:

@@ -32,9 +32,6 @@ SETTINGS = {  # name: PersonalizeOptions overrides
     "v1 (lr 3e-4, patience 1)": dict(learning_rate=3e-4, patience=1, epochs=10),
     "lr 3e-4, patience 2": dict(learning_rate=3e-4, patience=2, epochs=20),
     "lr 1e-3, patience 2": dict(learning_rate=1e-3, patience=2, epochs=20),
-    "lr 3e-4, patience 2, dropout 0.3": dict(learning_rate=3e-4, patience=2, epochs=20, dropout=0.3),
-    "lr 3e-4, patience 2, anchor 0": dict(learning_rate=3e-4, patience=2, epochs=20, anchor=0.0),
-    "lr 3e-4, patience 2, freeze embedding": dict(learning_rate=3e-4, patience=2, epochs=20, freeze="embedding"),
 }
 
 

@@ -44,10 +44,10 @@ FREEZE = ("none", "embedding", "all-but-last")
 
 @dataclasses.dataclass(frozen=True)
 class PersonalizeOptions:
-    epochs: int = 10
+    epochs: int = 20  # the ceiling: early stopping on the held-out slice decides
     learning_rate: float = 3e-4
     batch_size: int = 16
-    patience: int = 1  # epochs without held-out improvement before stopping
+    patience: int = 2  # epochs without held-out improvement before stopping
     anchor: float = 1e-3  # L2 pull toward the base weights (0: off)
     freeze: str = "none"  # none | embedding (and the tied output) | all-but-last (RNN layer)
     dropout: float | None = None  # dropout while fine-tuning (None: the base's)
@@ -229,11 +229,14 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         raise KblmError(f"{base}: the model predicts {model.outputs[0].shape[-1]} ids but the vocabulary "
                         f"has {len(vocab)}; the base run's files do not belong together")
     base_weights = model.get_weights()
+    if options.dropout is not None and options.dropout != model_config.dropout:
+        from keyboard_lm.model import build_model  # the same network at the new rate (config.json records it)
+
+        model_config = dataclasses.replace(model_config, dropout=options.dropout)
+        rebuilt = build_model(model_config)
+        rebuilt.set_weights(base_weights)
+        model = rebuilt
     _freeze(model, model_config, options.freeze)
-    if options.dropout is not None:  # the saved model and config.json carry the new rate
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.Dropout):
-                layer.rate = options.dropout
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
                                        ("eval", eval_messages), ("general", general_messages))}

@@ -75,6 +75,14 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     assert moved(anchored, "") < 0.5 * moved(free, "")
     general = {name: reports[name]["after"]["general"]["perplexity"] for name in ("free", "anchored")}
     assert general["anchored"] < general["free"]  # the pull toward the base limits forgetting
+    dropped = tuned("dropout", anchor=0.0, dropout=0.5)  # the rate is used, saved and recorded
+    assert moved(dropped, "") != moved(free, "")
+    import keras
+
+    rates = {layer.rate for layer in load_run_model(tmp_path / "dropout").layers
+             if isinstance(layer, keras.layers.Dropout)}
+    assert rates == {0.5}
+    assert json.loads((tmp_path / "dropout" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
 def test_bad_user_text_leaves_nothing_behind(toy_run, tmp_path):
