@@ -248,8 +248,9 @@ def main():
     from export.exporter import export_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("category", "document", "both"), default="both",
-                        help="cut each category's text in two, or each author's sample (default: both)")
+    parser.add_argument("--split", choices=("category", "document", "both", "none"), default="both",
+                        help="cut each category's text in two, or each author's sample (default: both; "
+                             "none: only the cost run)")
     parser.add_argument("--no-cost", action="store_true", help="skip the one-thread cost run")
     args = parser.parse_args()
     base_bundle = OUT / "base-bundle"
@@ -260,7 +261,7 @@ def main():
         if args.split in (split, "both"):
             halves = run_split(split, general, base_bundle)
     if not args.no_cost:
-        cost_row = cost(halves["k"][0])
+        cost_row = cost(category_halves()["k"][0])
         print(write_results("personalization_cost", [cost_row], [
             ("words", "user words"), ("fine_tune_seconds", "fine-tune s"),
             ("total_seconds", "total s (load, eval, save)"), ("epochs_trained", "best epoch"),
