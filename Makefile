@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/export_latency.py
 	$(BIN)/python benchmarks/keystroke_savings.py
 	$(BIN)/python benchmarks/personalization.py
+	$(BIN)/python benchmarks/personalization_sweep.py
 	$(BIN)/python benchmarks/readme_tables.py
 
 clean:

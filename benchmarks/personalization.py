@@ -6,8 +6,9 @@ a "user": ``kblm personalize`` fine-tunes on the first half of its text (its own
 held out for early stopping) and everything is measured on the second half. "First half"
 is cut two ways (``--split``):
 
-- ``category``: the category's text cut in two. Brown's samples are ~2,000 words, each by
-  another author, so the second half is other authors writing in the same genre.
+- ``category``: the category's samples split in two at the sample boundary nearest half
+  its tokens. Brown's samples are ~2,000 words, each by another author, so the second half
+  is other authors writing in the same genre.
 - ``document``: every sample cut in two; the user's text is the first halves and the
   measure is on the second halves, i.e. the same authors' unseen text, as for a person.
 
@@ -20,13 +21,15 @@ loss falls about 8% too.) Control: the same fine-tune on the same amount of non-
 (Brown train, which the base already saw), evaluated on every category. The base was
 trained on running text (stream mode) and the keyboard starts each field afresh, so part
 of any fine-tune's gain is that adaptation; the control measures it, and personalization
-is what exceeds it. Cost: personalizing ``mobile`` on 5,000 words with one thread, and
+is what exceeds it. (Categories k, l, m lie in the base's validation split, which chose
+its epoch, so their base is if anything a little stronger.) Cost: personalizing ``mobile`` on 5,000 words with one thread, and
 its peak memory.
 
 Run: ``python benchmarks/personalization.py`` after benchmarks/quality.py (its Brown run is
 the base). Resumable. Writes benchmarks/results/personalization.{json,md} (category split),
 personalization_same_author.{json,md} (document split) and personalization_cost.{json,md}.
 """
+import itertools
 import json
 import os
 import statistics
@@ -50,8 +53,11 @@ COST_WORDS = 5000
 
 
 def write_lines(path, lines):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """Writes the lines unless the file already holds them (its time then marks the last change)."""
+    text = "\n".join(lines) + "\n"
+    if not (path.exists() and path.read_text(encoding="utf-8") == text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -68,9 +74,10 @@ def _halves(sentences, counts):
 def category_halves(split="category"):
     """{category: (first half, second half)} of its sentences.
 
-    ``category``: the category's text cut in two (Brown's samples are ~2,000 words by one
-    author each, so the second half is mostly other authors'). ``document``: every sample
-    cut in two, the first halves train and the second halves evaluate (the same authors).
+    ``category``: the category's samples split at the sample boundary nearest half its
+    tokens (Brown's samples are ~2,000 words by one author each, so the second half is other
+    authors'). ``document``: every sample cut in two, the first halves train and the
+    second halves evaluate (the same authors).
     """
     from data_pipeline.corpora import brown_documents, fetch
 
@@ -81,10 +88,12 @@ def category_halves(split="category"):
     halves = {}
     for category, docs in documents.items():
         if split == "category":
-            halves[category] = _halves([s for d, _ in docs for s in d], [n for _, c in docs for n in c])
+            before = list(itertools.accumulate(sum(counts) for _, counts in docs))
+            cut = min(range(1, len(docs)), key=lambda i: abs(before[i - 1] - before[-1] / 2))
+            halves[category] = ([s for d, _ in docs[:cut] for s in d], [s for d, _ in docs[cut:] for s in d])
         else:
-            cut = [_halves(*doc) for doc in docs]
-            halves[category] = ([s for first, _ in cut for s in first], [s for _, second in cut for s in second])
+            parts = [_halves(*doc) for doc in docs]
+            halves[category] = ([s for first, _ in parts for s in first], [s for _, second in parts for s in second])
     return halves
 
 
@@ -104,18 +113,17 @@ def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
 
 def choose_cache_weight(bundle, first_half):
     """The cache weight with the best KSR on the held-out tail of the first half, for this bundle."""
-    from keyboard_lm.personalize import split_user_text
+    from keyboard_lm.personalize import PersonalizeOptions, split_user_text
 
-    train, held = split_user_text(first_half, 0.1)
+    train, held = split_user_text(first_half, PersonalizeOptions().holdout)
     ksr = {w: simulate_bundle(bundle, held[:150], w, train)["ksr"] for w in CACHE_WEIGHTS}
     return max(ksr, key=ksr.get), ksr
 
 
-def sample(sentences, n, split):
-    """The sentences measured: the first ``n`` (category split: text that follows the user's), or
-    ``n`` spread evenly (document split: every author's second half is represented)."""
-    if split == "category" or len(sentences) <= n:
-        return sentences[:n]
+def spread(sentences, n):
+    """``n`` sentences spread evenly over the list (every author's part is represented)."""
+    if len(sentences) <= n:
+        return sentences
     return [sentences[i * len(sentences) // n] for i in range(n)]
 
 
@@ -123,21 +131,53 @@ def split_root(split):
     return OUT if split == "category" else OUT / "same-author"
 
 
+def general_text():
+    """The forgetting check's text: nlp-corpus test, which neither the base nor the users saw."""
+    from data_pipeline.corpora import load_corpus
+
+    return write_lines(OUT / "general.txt", load_corpus("nlp-corpus").splits["test"][:GENERAL_SENTENCES])
+
+
+def personalize_once(run, texts, options, **kwargs):
+    """The report of ``run``: reused if it holds this base and user with these options, else made."""
+    from keyboard_lm.personalize import finished, personalize
+
+    inputs = [Path(texts)] + ([Path(kwargs["eval_texts"])] if kwargs.get("eval_texts") else [])
+    if finished(run, BASE, options) and all(p.stat().st_mtime < (run / "report.json").stat().st_mtime
+                                             for p in inputs):
+        return json.loads((run / "report.json").read_text())
+    return personalize(BASE, texts, run, options, progress=False, **kwargs)
+
+
+def top3_on(run, messages, batch_size=32):
+    """Model top-3 of a run on messages (each from <bos>, as the keyboard starts a field)."""
+    import tensorflow as tf
+
+    from data_pipeline.dataset import PipelineConfig, make_dataset
+    from keyboard_lm.loop import Steps, evaluate
+    from keyboard_lm.metrics import summarize
+    from keyboard_lm.run import load_run_config, load_run_model, load_run_vocabulary
+
+    model_config, train_config, _ = load_run_config(run)
+    vocab = load_run_vocabulary(run, model_config)
+    steps = Steps(load_run_model(run), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
+    pipeline = PipelineConfig(mode="message", batch_size=batch_size, sequence_length=train_config.pipeline.sequence_length)
+    return {name: summarize(evaluate(steps, make_dataset(texts, vocab, pipeline, False)))["top3"]
+            for name, texts in messages.items()}
+
+
 def run_category(category, first, second, general_file, base_bundle, split):
-    from keyboard_lm.personalize import PersonalizeOptions, personalize
+    from keyboard_lm.personalize import PersonalizeOptions
 
     root = split_root(split)
     user = write_lines(root / "users" / f"{category}.txt", first)
-    evaluation = write_lines(root / "eval" / f"{category}.txt", sample(second, EVAL_SENTENCES * 4, split))
+    evaluation = write_lines(root / "eval" / f"{category}.txt", spread(second, EVAL_SENTENCES * 4))
     run = root / category
-    if (run / "report.json").exists():
-        report = json.loads((run / "report.json").read_text())
-    else:
-        report = personalize(BASE, user, run, PersonalizeOptions(ksr_limit=EVAL_SENTENCES), eval_texts=evaluation,
-                             general=str(general_file), base_bundle=base_bundle, progress=False)
+    report = personalize_once(run, user, PersonalizeOptions(ksr_limit=0), eval_texts=evaluation,
+                              general=str(general_file))
     weight, tried = choose_cache_weight(base_bundle, first)
     personal_weight, personal_tried = choose_cache_weight(run / "bundle", first)  # it predicts better: less cache
-    messages = sample(second, EVAL_SENTENCES, split)
+    messages = spread(second, EVAL_SENTENCES)
     sims = {"base": simulate_bundle(base_bundle, messages),
             "base+cache": simulate_bundle(base_bundle, messages, weight, first),
             "personalized": simulate_bundle(run / "bundle", messages),
@@ -161,31 +201,16 @@ def run_category(category, first, second, general_file, base_bundle, split):
 
 def control(halves, split):
     """Fine-tune on non-fiction the base already saw; model top-3 on each category's eval text."""
-    import tensorflow as tf
-
     from data_pipeline.corpora import load_corpus
-    from data_pipeline.dataset import PipelineConfig, make_dataset
-    from keyboard_lm.loop import Steps, evaluate
-    from keyboard_lm.metrics import summarize
-    from keyboard_lm.personalize import PersonalizeOptions, personalize
-    from keyboard_lm.run import load_run_config, load_run_model, load_run_vocabulary
+    from keyboard_lm.personalize import PersonalizeOptions
 
     sentences = int(statistics.fmean(len(first) for first, _ in halves.values()))  # as many as a user has
     root = split_root(split)
     texts = write_lines(root / "control" / "nonfiction.txt", load_corpus("brown").splits["train"][-sentences:])
     run = root / "control-run"
-    if not (run / "report.json").exists():
-        personalize(BASE, texts, run, PersonalizeOptions(ksr_limit=0, quantize=None), progress=False)
-    model_config, train_config, _ = load_run_config(run)
-    vocab = load_run_vocabulary(run, model_config)
-    model = load_run_model(run)
-    steps = Steps(model, model_config, tf.distribute.get_strategy(), clip_norm=1.0)
-    pipeline = PipelineConfig(mode="message", batch_size=32, sequence_length=train_config.pipeline.sequence_length)
-    top3 = {}
-    for category in CATEGORIES:
-        messages = (split_root(split) / "eval" / f"{category}.txt").read_text(encoding="utf-8").splitlines()
-        top3[category] = 100 * summarize(evaluate(steps, make_dataset(messages, vocab, pipeline, False)))["top3"]
-    return top3
+    personalize_once(run, texts, PersonalizeOptions(ksr_limit=0, quantize=None))
+    messages = {c: (root / "eval" / f"{c}.txt").read_text(encoding="utf-8").splitlines() for c in CATEGORIES}
+    return {category: 100 * top3 for category, top3 in top3_on(run, messages).items()}
 
 
 def cost(first_half_k):
@@ -238,13 +263,11 @@ def run_split(split, general, base_bundle):
         ("ksr_base", "KSR % base"), ("ksr_base+cache", "+cache"),
         ("ksr_personalized", "personalized"), ("ksr_personalized+cache", "both"),
         ("general_loss", "general loss change %"), ("finetune_seconds", "fine-tune s")]))
-    return halves
 
 
 def main():
     import argparse
 
-    from data_pipeline.corpora import load_corpus
     from export.exporter import export_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -253,13 +276,14 @@ def main():
                              "none: only the cost run)")
     parser.add_argument("--no-cost", action="store_true", help="skip the one-thread cost run")
     args = parser.parse_args()
-    base_bundle = OUT / "base-bundle"
-    if not (base_bundle / "manifest.json").exists():
-        export_run(BASE, "dynamic_int8", base_bundle)
-    general = write_lines(OUT / "general.txt", load_corpus("nlp-corpus").splits["test"][:GENERAL_SENTENCES])
-    for split in ("category", "document"):
-        if args.split in (split, "both"):
-            halves = run_split(split, general, base_bundle)
+    splits = {"both": ("category", "document"), "none": ()}.get(args.split, (args.split,))
+    if splits:
+        base_bundle = OUT / "base-bundle"
+        if not (base_bundle / "manifest.json").exists():
+            export_run(BASE, "dynamic_int8", base_bundle)
+        general = general_text()
+    for split in splits:
+        run_split(split, general, base_bundle)
     if not args.no_cost:
         cost_row = cost(category_halves()["k"][0])
         print(write_results("personalization_cost", [cost_row], [

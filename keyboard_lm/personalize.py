@@ -104,7 +104,7 @@ def _exported_from(bundle_dir, run):
             and source.get("best") == best)
 
 
-def _done(out, base, options):
+def finished(out, base, options):
     """True if ``out`` holds a finished personalization of ``base`` with these options."""
     try:
         config = json.loads((Path(out) / "config.json").read_text())["personalization"]
@@ -112,7 +112,8 @@ def _done(out, base, options):
     except (OSError, ValueError, KeyError):
         return False
     wanted = {k: v for k, v in dataclasses.asdict(options).items() if k != "threads"}
-    had = {k: v for k, v in config["options"].items() if k != "threads"}
+    older = {"dropout": None}  # options added since: what runs made before them used
+    had = {k: v for k, v in {**older, **config["options"]}.items() if k != "threads"}
     return config["base"] == str(base) and had == wanted
 
 
@@ -233,7 +234,12 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         from keyboard_lm.model import build_model  # the same network at the new rate (config.json records it)
 
         model_config = dataclasses.replace(model_config, dropout=options.dropout)
-        rebuilt = build_model(model_config)
+        policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(model.dtype_policy)  # the base's precision, mixed or not
+        try:
+            rebuilt = build_model(model_config)
+        finally:
+            keras.config.set_dtype_policy(policy)
         rebuilt.set_weights(base_weights)
         model = rebuilt
     _freeze(model, model_config, options.freeze)
@@ -362,7 +368,7 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
         shutil.rmtree(stale, ignore_errors=True)
     rows, todo = {}, []
     for name, source in users.items():
-        if _done(out_root / name, base, options):
+        if finished(out_root / name, base, options):
             report = json.loads((out_root / name / "report.json").read_text())
             rows[name] = {"user": name, "status": "done earlier", **_summary(report)}
         else:
