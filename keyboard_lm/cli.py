@@ -347,8 +347,9 @@ def cmd_trace(args):
 
     engine = _engine(args)
     scripts = _read_lines(args.keys, None)
-    traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}")
-              for i, script in enumerate(scripts)]
+    prime = (args.opening, args.opening_learned) if args.opening else None
+    traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}",
+                     prime) for i, script in enumerate(scripts)]
     write_traces(args.out, traces, engine.manifest)
     print(f"wrote {args.out}: {len(traces)} traces, {sum(len(t['keystrokes']) for t in traces)} keystrokes")
 
@@ -384,6 +385,9 @@ def _add_harness_parsers(commands):
                    help="one key script per line (\\b backspace, \\t1-\\t3 tap, \\x1b reset)")
     p.add_argument("--escapes", action="store_true", help="interpret backslash escapes in the scripts")
     p.add_argument("--out", type=Path, required=True, help="trace JSON to write")
+    p.add_argument("--opening", help="the text each trace's field opens with (default: empty)")
+    p.add_argument("--opening-learned", action="store_true",
+                   help="the personal cache learns the opening text (by default it does not)")
     _add_engine_options(p)
     p.set_defaults(func=cmd_trace)
 

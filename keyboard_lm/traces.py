@@ -9,6 +9,7 @@ parameters and the pairs it held when the trace started) or null.
 
 Key events: a string is typed character by character, except ``"\\b"`` (backspace),
 ``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot) and ``"\\x1b"`` (reset the field).
+A trace may start in a field that opens with text (``prime``).
 """
 import base64
 import json
@@ -57,12 +58,17 @@ def parse_keys(script):
     return events
 
 
-def record(engine, script, name):
-    """Runs ``script`` through ``engine``; returns the trace dict."""
+def record(engine, script, name, prime=None):
+    """Runs ``script`` through ``engine``; returns the trace dict.
+
+    ``prime`` = (text, learn): the field opens with ``text`` instead of empty (the cache
+    learns it only if ``learn``); the trace then holds "prime" and the cache as it was
+    before the field opened. With a cache the trace also holds "cache_after".
+    """
     steps = []
     engine.runner = _RecordingRunner(engine.runner, steps)
-    engine.reset()
     cache = engine.cache.to_json() if engine.cache is not None else None  # as the trace starts
+    engine.reset(*(prime or ()))
     keystrokes = []
     for event in parse_keys(script):
         before_steps, before_fed = len(steps), list(engine.fed_ids)
@@ -87,8 +93,13 @@ def record(engine, script, name):
             "top": [{"id": int(i), "token": engine.vocab.tokens[i], "log_prob": round(float(engine.log_probs[i]), 5)}
                     for i in top]})
     engine.runner = engine.runner._runner
-    return {"name": name, "script": script, "engine": {"no_repeat": engine.no_repeat, "cache": cache},
-            "keystrokes": keystrokes, "model_steps": steps}
+    trace = {"name": name, "script": script, "engine": {"no_repeat": engine.no_repeat, "cache": cache},
+             "keystrokes": keystrokes, "model_steps": steps}
+    if prime is not None:
+        trace["prime"] = {"text": prime[0], "learn": prime[1]}
+    if engine.cache is not None:
+        trace["cache_after"] = engine.cache.to_json()
+    return trace
 
 
 def write_traces(path, traces, bundle_manifest):

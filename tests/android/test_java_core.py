@@ -50,27 +50,6 @@ CACHE_TRACES = {  # cache weight/capacity, text it learns first, prime: the fiel
 REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
 
 
-def _record(engine, script, name, prime=None):
-    """record(), with the field opening with ``prime`` = (text, learn) instead of empty
-    (record() cannot say that): the trace gets "prime", the cache as it was before the
-    opening reset, and "cache_after" (the cache when the script ended)."""
-    from keyboard_lm.traces import record
-
-    before = engine.cache.to_json() if engine.cache is not None else None
-    if prime is not None:
-        def opening_reset():  # record()'s first engine.reset()
-            del engine.reset  # later resets (RESET keys) are plain again
-            engine.reset(*prime)
-        engine.reset = opening_reset
-    trace = record(engine, script, name)
-    if prime is not None:
-        trace["prime"] = {"text": prime[0], "learn": prime[1]}
-        trace["engine"]["cache"] = before
-    if engine.cache is not None:
-        trace["cache_after"] = engine.cache.to_json()
-    return trace
-
-
 def _tools():
     """javac/java and the two jars, or a clear failure (CI installs them; never skipped)."""
     missing = [f"{tool} (default-jdk-headless)" for tool in ("javac", "java") if shutil.which(tool) is None]
@@ -119,7 +98,7 @@ def traces(toy_bundle, tmp_path_factory):
         cache = PersonalCache(len(bundle.vocab), spec["weight"], spec.get("capacity", DEFAULT_CAPACITY))
         engine = KeyboardEngine(bundle, cache=cache)
         engine.reset(spec.get("learned", ""), learn=True)
-        recorded.append(_record(engine, spec["script"], name, spec.get("prime")))
+        recorded.append(record(engine, spec["script"], name, spec.get("prime")))
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
     return out

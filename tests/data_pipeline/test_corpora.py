@@ -1,5 +1,4 @@
 """Corpora: exact Brown counts and splits, nlp-corpus split, user text and its bad input."""
-import os
 import shutil
 
 import pytest

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipeline.errors import KblmError
-from data_pipeline.vocab import BOS_ID, EOS_ID
+from data_pipeline.vocab import BOS_ID
 from export import tflite
 from export.bundle import FORMAT_VERSION, load_bundle, zip_path
 from export.exporter import encode_messages, export_run, state_layout

@@ -306,6 +306,14 @@ def test_cli_suggest_simulate_trace(toy_bundle, tmp_path, capsys):
     keys.write_text("see you at the sta\\t1\\b\n")
     assert main(["trace", str(toy_bundle), "--keys", str(keys), "--escapes", "--out", str(tmp_path / "tr.json")]) == 0
     assert json.loads((tmp_path / "tr.json").read_text())["traces"][0]["keystrokes"][-1]["key"] == "BACKSPACE"
+    assert main(["trace", str(toy_bundle), "--keys", str(keys), "--escapes", "--out", str(tmp_path / "o.json"),
+                 "--opening", "we met at the park . i think ", "--cache-weight", "0.2"]) == 0
+    opened = json.loads((tmp_path / "o.json").read_text())["traces"][0]
+    assert opened["prime"] == {"text": "we met at the park . i think ", "learn": False}
+    assert opened["keystrokes"][0]["text"] == "we met at the park . i think s"
+    assert opened["engine"]["cache"]["pairs"] == []  # as the trace started
+    park = load_bundle(toy_bundle).vocab.id("park")
+    assert opened["cache_after"]["pairs"] and park not in sum(opened["cache_after"]["pairs"], [])  # not learned
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -1,6 +1,5 @@
 """Training runs on small real text: learning, both data modes, resume, bad input, evaluation."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 
-from data_pipeline.errors import KblmError
 from keyboard_lm.cli import main
 from keyboard_lm.evaluate import evaluate_run
 from keyboard_lm.run import load_run_model
