@@ -9,7 +9,6 @@ sha256, and a corrupt cache entry is fetched again.
 """
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import random
