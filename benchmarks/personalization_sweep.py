@@ -85,10 +85,12 @@ def summarize_settings():
         return
     reference = table[0]["per_user_dev_gain"]
     for row in table:
-        row["users_better"] = sum(row["per_user_dev_gain"][c] > reference[c] for c in CATEGORIES)
+        gains = row["per_user_dev_gain"]
+        row["users_better"] = (f"{sum(gains[c] > reference[c] for c in CATEGORIES)} / "
+                               f"{sum(gains[c] < reference[c] for c in CATEGORIES)}")
     print(write_results("personalization_sweep", table, [
         ("setting", "setting (Adam at 3e-4 unless said)"), ("dev_gain", "mean top-3 gain % on dev slices"),
-        ("users_better", f"users above \"{table[0]['setting']}\""),
+        ("users_better", f"users better / worse than \"{table[0]['setting']}\""),
         ("general_loss", "general loss change %"), ("epochs", "mean best epoch"),
         ("seconds", "mean fine-tune s")]))
 
