@@ -23,7 +23,7 @@ trained on running text (stream mode) and the keyboard starts each field afresh,
 of any fine-tune's gain is that adaptation; the control measures it, and personalization
 is what exceeds it. (Categories k, l, m lie in the base's validation split, which chose
 its epoch, so their base is if anything a little stronger.) Cost: personalizing ``mobile`` on 5,000 words with one thread, and
-its peak memory.
+its peak memory (medians of three runs, each in its own process).
 
 Run: ``python benchmarks/personalization.py`` after benchmarks/quality.py (its Brown run is
 the base). Resumable. Writes benchmarks/results/personalization.{json,md} (category split),
@@ -50,6 +50,7 @@ EVAL_SENTENCES = 300  # of each second half, replayed through the harness
 GENERAL_SENTENCES = 2000  # of nlp-corpus test (forgetting check)
 CACHE_WEIGHTS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 COST_WORDS = 5000
+COST_REPEATS = 3  # the cost run's figures are medians (peak memory: the largest)
 
 
 def write_lines(path, lines):
@@ -226,14 +227,19 @@ def cost(first_half_k):
             break
     texts = write_lines(OUT / "cost" / "user.txt", lines)
     run = OUT / "cost" / "run"
-    subprocess.run(["rm", "-rf", str(run)], check=True)
-    subprocess.run([sys.executable, "-m", "keyboard_lm.cli", "personalize", "--base", str(BASE), "--texts",
-                    str(texts), "--out", str(run), "--threads", "1", "--quantize", "none", "--ksr-limit", "0"],
-                   check=True)
-    report = json.loads((run / "report.json").read_text())
-    return {"words": report["words"], "fine_tune_seconds": report["finetune_seconds"],
-            "total_seconds": report["seconds_total"], "epochs_trained": report["best_epoch"],
-            "peak_rss_mb": report["peak_rss_mb"], "threads": 1}
+    reports = []
+    for _ in range(COST_REPEATS):
+        subprocess.run(["rm", "-rf", str(run)], check=True)
+        subprocess.run([sys.executable, "-m", "keyboard_lm.cli", "personalize", "--base", str(BASE), "--texts",
+                        str(texts), "--out", str(run), "--threads", "1", "--quantize", "none", "--ksr-limit",
+                        "0"], check=True)
+        reports.append(json.loads((run / "report.json").read_text()))
+    return {"words": reports[0]["words"], "runs": COST_REPEATS,
+            "fine_tune_seconds": statistics.median(r["finetune_seconds"] for r in reports),
+            "total_seconds": statistics.median(r["seconds_total"] for r in reports),
+            "total_seconds_all": [r["seconds_total"] for r in reports],
+            "epochs_trained": reports[0]["best_epoch"],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in reports), "threads": 1}
 
 
 def run_split(split, general, base_bundle):
@@ -287,8 +293,8 @@ def main():
     if not args.no_cost:
         cost_row = cost(category_halves()["k"][0])
         print(write_results("personalization_cost", [cost_row], [
-            ("words", "user words"), ("fine_tune_seconds", "fine-tune s"),
-            ("total_seconds", "total s (load, eval, save)"), ("epochs_trained", "best epoch"),
+            ("words", "user words"), ("runs", "runs"), ("fine_tune_seconds", "fine-tune s (median)"),
+            ("total_seconds", "total s (load, eval, save; median)"), ("epochs_trained", "best epoch"),
             ("peak_rss_mb", "peak memory MB"), ("threads", "threads")]))
 
 
