@@ -34,6 +34,8 @@ SETTINGS = {  # name: PersonalizeOptions overrides; the first is the reference
     "lr 1e-3": dict(learning_rate=1e-3),
     "anchor 1e-4": dict(anchor=1e-4),
     "anchor 0 (no pull)": dict(anchor=0.0),
+    "dropout 0.3 (base: 0.1)": dict(dropout=0.3),
+    "freeze embedding + output": dict(freeze="embedding"),
 }
 
 
