@@ -32,6 +32,7 @@ personalization_same_author.{json,md} (document split) and personalization_cost.
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -229,7 +230,7 @@ def cost(first_half_k):
     run = OUT / "cost" / "run"
     reports = []
     for _ in range(COST_REPEATS):
-        subprocess.run(["rm", "-rf", str(run)], check=True)
+        shutil.rmtree(run, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "keyboard_lm.cli", "personalize", "--base", str(BASE), "--texts",
                         str(texts), "--out", str(run), "--threads", "1", "--quantize", "none", "--ksr-limit",
                         "0"], check=True)

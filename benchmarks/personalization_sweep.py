@@ -92,8 +92,12 @@ def summarize_settings():
         gains = row["per_user_dev_gain"]
         row["users_better"] = (f"{sum(gains[c] > reference[c] for c in CATEGORIES)} / "
                                f"{sum(gains[c] < reference[c] for c in CATEGORIES)}")
+    from keyboard_lm.personalize import PersonalizeOptions
+
+    d = PersonalizeOptions()
     print(write_results("personalization_sweep", table, [
-        ("setting", "setting (defaults: Adam at 3e-4, anchor 1e-3, up to 20 epochs, patience 2)"),
+        ("setting", f"setting (defaults: Adam at {d.learning_rate:g}, anchor {d.anchor:g}, up to {d.epochs} "
+                    f"epochs, patience {d.patience})"),
         ("dev_gain", "mean top-3 gain % on dev slices"),
         ("users_better", f"users better / worse than \"{table[0]['setting']}\""),
         ("general_loss", "general loss change %"), ("epochs", "mean best epoch"),
