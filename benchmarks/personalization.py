@@ -168,14 +168,14 @@ def top3_on(run, messages, batch_size=32):
             for name, texts in messages.items()}
 
 
-def run_category(category, first, second, general_file, base_bundle, split):
+def run_category(category, first, second, general_file, base_bundle, split, threads=None):
     from keyboard_lm.personalize import PersonalizeOptions
 
     root = split_root(split)
     user = write_lines(root / "users" / f"{category}.txt", first)
     evaluation = write_lines(root / "eval" / f"{category}.txt", spread(second, EVAL_SENTENCES * 4))
     run = root / category
-    report = personalize_once(run, user, PersonalizeOptions(ksr_limit=0), eval_texts=evaluation,
+    report = personalize_once(run, user, PersonalizeOptions(ksr_limit=0, threads=threads), eval_texts=evaluation,
                               general=str(general_file))
     weight, tried = choose_cache_weight(base_bundle, first)
     personal_weight, personal_tried = choose_cache_weight(run / "bundle", first)  # it predicts better: less cache
@@ -201,7 +201,7 @@ def run_category(category, first, second, general_file, base_bundle, split):
     return row
 
 
-def control(halves, split):
+def control(halves, split, threads=None):
     """Fine-tune on non-fiction the base already saw; model top-3 on each category's eval text."""
     from data_pipeline.corpora import load_corpus
     from keyboard_lm.personalize import PersonalizeOptions
@@ -210,7 +210,7 @@ def control(halves, split):
     root = split_root(split)
     texts = write_lines(root / "control" / "nonfiction.txt", load_corpus("brown").splits["train"][-sentences:])
     run = root / "control-run"
-    personalize_once(run, texts, PersonalizeOptions(ksr_limit=0, quantize=None))
+    personalize_once(run, texts, PersonalizeOptions(ksr_limit=0, quantize=None, threads=threads))
     messages = {c: (root / "eval" / f"{c}.txt").read_text(encoding="utf-8").splitlines() for c in CATEGORIES}
     return {category: 100 * top3 for category, top3 in top3_on(run, messages).items()}
 
@@ -243,12 +243,12 @@ def cost(first_half_k):
             "peak_rss_mb": max(r["peak_rss_mb"] for r in reports), "threads": 1}
 
 
-def run_split(split, general, base_bundle):
+def run_split(split, general, base_bundle, threads=None):
     halves = category_halves(split)
     rows = []
     for category, (first, second) in halves.items():
-        rows.append(run_category(category, first, second, general, base_bundle, split))
-    control_top3 = control(halves, split)
+        rows.append(run_category(category, first, second, general, base_bundle, split, threads))
+    control_top3 = control(halves, split, threads)
     for row, category in zip(rows, CATEGORIES):
         row["model_top3_control"] = control_top3[category]
     mean = {"category": "mean"}
@@ -282,6 +282,8 @@ def main():
                         help="cut each category's text in two, or each author's sample (default: both; "
                              "none: only the cost run)")
     parser.add_argument("--no-cost", action="store_true", help="skip the one-thread cost run")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads of the fine-tunes (default: all cores; "
+                                                     "1 when running both splits at once on two cores)")
     args = parser.parse_args()
     splits = {"both": ("category", "document"), "none": ()}.get(args.split, (args.split,))
     if splits:
@@ -290,7 +292,7 @@ def main():
             export_run(BASE, "dynamic_int8", base_bundle)
         general = general_text()
     for split in splits:
-        run_split(split, general, base_bundle)
+        run_split(split, general, base_bundle, args.threads)
     if not args.no_cost:
         cost_row = cost(category_halves()["k"][0])
         print(write_results("personalization_cost", [cost_row], [

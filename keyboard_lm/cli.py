@@ -180,7 +180,8 @@ def cmd_personalize(args):
 
     options = PersonalizeOptions(
         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, patience=args.patience,
-        anchor=args.anchor, freeze=args.freeze, dropout=args.dropout, holdout=args.holdout, max_minutes=args.max_minutes,
+        anchor=args.anchor, freeze=args.freeze, dropout=args.dropout,
+        final_pass=args.final_pass, holdout=args.holdout, max_minutes=args.max_minutes,
         general_limit=args.general_limit, ksr_limit=args.ksr_limit,
         quantize=None if args.quantize == "none" else args.quantize, threads=args.threads, seed=args.seed)
     if (args.texts is None) == (args.users is None):
@@ -222,6 +223,8 @@ def _add_personalize_parser(commands):
                    help="embedding: freeze the embedding and (tied) output; all-but-last: train only the last RNN")
     p.add_argument("--dropout", type=float, default=d.dropout,
                    help="dropout rate while fine-tuning (default: the base model's)")
+    p.add_argument("--final-pass", action=argparse.BooleanOptionalAction, default=d.final_pass,
+                   help="after early stopping, train one more epoch on all the user's text, held-out slice included")
     p.add_argument("--holdout", type=float, default=d.holdout, help="share of the user's messages held out")
     p.add_argument("--max-minutes", type=float, help="time budget of the fine-tune")
     p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,

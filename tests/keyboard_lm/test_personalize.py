@@ -84,6 +84,30 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     assert json.loads((tmp_path / "dropout" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
+def test_the_final_pass_learns_the_held_out_slice_too(toy_run, tmp_path):
+    """The held-out slice (the user's latest messages) first chooses the epoch, then is
+    trained on in one more epoch over all the text; --no-final-pass leaves it unseen."""
+    latest = "we met at the station tomorrow !"  # only in the held-out tail
+    user = write_user(tmp_path / "u.txt", count=120)
+    tail = [latest if i % 2 else USER_SENTENCES[i % 5] for i in range(13)]  # round(133 * 0.1) held out
+    user.write_text(user.read_text() + "\n".join(tail) + "\n")
+    probe = tmp_path / "latest.txt"
+    probe.write_text(f"{latest}\n" * 4)
+    common = ["personalize", "--base", str(toy_run), "--texts", str(user), "--eval-texts", str(probe),
+              "--epochs", "3", "--learning-rate", "1e-2", "--batch-size", "8", "--general-limit", "100",
+              "--ksr-limit", "0", "--quantize", "none"]
+    assert main([*common, "--out", str(tmp_path / "with")]) == 0
+    assert main([*common, "--out", str(tmp_path / "without"), "--no-final-pass"]) == 0
+    reports = {name: json.loads((tmp_path / name / "report.json").read_text()) for name in ("with", "without")}
+    records = {name: json.loads((tmp_path / name / "best.json").read_text()) for name in ("with", "without")}
+    assert records["with"]["final_pass"] is True and "final_pass" not in records["without"]
+    assert records["with"]["epoch"] == records["without"]["epoch"] >= 1  # the same epoch chosen
+    after = {name: r["after"]["eval"]["perplexity"] for name, r in reports.items()}
+    assert after["with"] < 0.8 * after["without"]  # it learned the latest messages
+    options = json.loads((tmp_path / "without" / "config.json").read_text())["personalization"]["options"]
+    assert options["final_pass"] is False
+
+
 def test_bad_user_text_leaves_nothing_behind(toy_run, tmp_path):
     options = PersonalizeOptions(**FAST)
     short = write_user(tmp_path / "short.txt", count=10)
