@@ -7,7 +7,8 @@ fine-tunes every user on the rest (which holds out its own last 10% for early st
 and is judged by the mean relative top-3 gain on the dev slices: text neither the
 fine-tune nor its early stopping saw, and not the second halves the headline figures are
 measured on. The loss change on general text (nlp-corpus test, first 500 sentences)
-shows forgetting.
+shows forgetting. The settings tried before the final pass became a default are kept as
+they were run (without it) and compared with those earlier defaults.
 
 Run: ``python benchmarks/personalization_sweep.py [--settings 0,2] [--threads 1]`` after
 benchmarks/quality.py (processes with disjoint ``--settings`` use more cores). Resumable. Writes benchmarks/results/personalization_sweep.{json,md}
@@ -28,12 +29,13 @@ from benchmarks.personalization import (CATEGORIES, OUT, category_halves, genera
 
 SWEEP = OUT / "sweep-dev"
 SWEEP_GENERAL_SENTENCES = 500
+DEFAULTS_NAME, EARLIER_NAME = "the defaults", "no final pass (the earlier defaults)"
 EARLIER = dict(final_pass=False)  # the defaults before the final pass was added
-SETTINGS = {  # name: PersonalizeOptions overrides; the first is the reference
-    "the defaults": dict(),
+SETTINGS = {  # name: PersonalizeOptions overrides, each compared with the defaults it changes
+    DEFAULTS_NAME: dict(),
     "final pass + anchor 1e-4": dict(anchor=1e-4),
     "final pass + dropout 0.3": dict(dropout=0.3),
-    "no final pass (the earlier defaults)": EARLIER,
+    EARLIER_NAME: EARLIER,
     # measured against the earlier defaults, before the final pass:
     "no final pass, up to 10 epochs, patience 1": dict(EARLIER, patience=1, epochs=10),
     "no final pass, lr 1e-3": dict(EARLIER, learning_rate=1e-3),
@@ -93,11 +95,16 @@ def summarize_settings():
                       "per_user_dev_gain": {r["category"]: round(r["dev_gain"], 2) for r in rows}})
     if not table:
         return
-    reference = table[0]["per_user_dev_gain"]
-    for row in table:
-        gains = row["per_user_dev_gain"]
-        row["users_better"] = (f"{sum(gains[c] > reference[c] for c in CATEGORIES)} / "
-                               f"{sum(gains[c] < reference[c] for c in CATEGORIES)}")
+    by_name = {row["setting"]: row for row in table}
+    for row in table:  # each setting against the defaults it changes (the earlier ones for "no final pass")
+        reference = EARLIER_NAME if SETTINGS[row["setting"]].get("final_pass") is False else DEFAULTS_NAME
+        if reference not in by_name:
+            continue
+        gains, base = row["per_user_dev_gain"], by_name[reference]["per_user_dev_gain"]
+        row["compared_with"] = "" if row["setting"] == reference else reference
+        row["users_better"] = ("(reference)" if row["setting"] == reference else
+                               f"{sum(gains[c] > base[c] for c in CATEGORIES)} / "
+                               f"{sum(gains[c] < base[c] for c in CATEGORIES)}")
     from keyboard_lm.personalize import PersonalizeOptions
 
     d = PersonalizeOptions()
@@ -105,9 +112,8 @@ def summarize_settings():
         ("setting", f"setting (defaults: Adam at {d.learning_rate:g}, anchor {d.anchor:g}, up to {d.epochs} "
                     f"epochs, patience {d.patience})"),
         ("dev_gain", "mean top-3 gain % on dev slices"),
-        ("users_better", f"users better / worse than \"{table[0]['setting']}\""),
-        ("general_loss", "general loss change %"), ("epochs", "mean best epoch"),
-        ("seconds", "mean fine-tune s")]))
+        ("users_better", "users better / worse"), ("compared_with", "than"),
+        ("general_loss", "general loss change %"), ("epochs", "mean best epoch")]))
 
 
 def main():
