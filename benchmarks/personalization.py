@@ -114,7 +114,10 @@ def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
 
 
 def choose_cache_weight(bundle, first_half):
-    """The cache weight with the best KSR on the held-out tail of the first half, for this bundle."""
+    """The cache weight with the best KSR on the held-out tail of the first half, for this bundle.
+
+    A personalized bundle has trained on that tail in its final pass, so the cache helps it
+    less there than on new text: its weight comes out, if anything, too small."""
     from keyboard_lm.personalize import PersonalizeOptions, split_user_text
 
     train, held = split_user_text(first_half, PersonalizeOptions().holdout)
@@ -286,6 +289,10 @@ def main():
                                                      "1 when running both splits at once on two cores)")
     args = parser.parse_args()
     splits = {"both": ("category", "document"), "none": ()}.get(args.split, (args.split,))
+    if args.threads:  # before anything starts TensorFlow (its thread pools are fixed then)
+        from keyboard_lm.personalize import set_threads
+
+        set_threads(args.threads)
     if splits:
         base_bundle = OUT / "base-bundle"
         if not (base_bundle / "manifest.json").exists():

@@ -7,8 +7,8 @@ fine-tunes every user on the rest (which holds out its own last 10% for early st
 and is judged by the mean relative top-3 gain on the dev slices: text neither the
 fine-tune nor its early stopping saw, and not the second halves the headline figures are
 measured on. The loss change on general text (nlp-corpus test, first 500 sentences)
-shows forgetting. The settings tried before the final pass became a default are kept as
-they were run (without it) and compared with those earlier defaults.
+shows forgetting. The "no final pass" settings run without the final pass and are
+compared with the earlier defaults (no final pass either).
 
 Run: ``python benchmarks/personalization_sweep.py [--settings 0,2] [--threads 1]`` after
 benchmarks/quality.py (processes with disjoint ``--settings`` use more cores). Resumable. Writes benchmarks/results/personalization_sweep.{json,md}
@@ -99,6 +99,7 @@ def summarize_settings():
     for row in table:  # each setting against the defaults it changes (the earlier ones for "no final pass")
         reference = EARLIER_NAME if SETTINGS[row["setting"]].get("final_pass") is False else DEFAULTS_NAME
         if reference not in by_name:
+            row["users_better"] = row["compared_with"] = ""
             continue
         gains, base = row["per_user_dev_gain"], by_name[reference]["per_user_dev_gain"]
         row["compared_with"] = "" if row["setting"] == reference else reference
@@ -110,7 +111,7 @@ def summarize_settings():
     d = PersonalizeOptions()
     print(write_results("personalization_sweep", table, [
         ("setting", f"setting (defaults: Adam at {d.learning_rate:g}, anchor {d.anchor:g}, up to {d.epochs} "
-                    f"epochs, patience {d.patience})"),
+                    f"epochs, patience {d.patience}{', final pass' if d.final_pass else ''})"),
         ("dev_gain", "mean top-3 gain % on dev slices"),
         ("users_better", "users better / worse"), ("compared_with", "than"),
         ("general_loss", "general loss change %"), ("epochs", "mean best epoch")]))

@@ -224,7 +224,8 @@ def _add_personalize_parser(commands):
     p.add_argument("--dropout", type=float, default=d.dropout,
                    help="dropout rate while fine-tuning (default: the base model's)")
     p.add_argument("--final-pass", action=argparse.BooleanOptionalAction, default=d.final_pass,
-                   help="after early stopping, train one more epoch on all the user's text, held-out slice included")
+                   help="after early stopping, train one more epoch on all the user's text, held-out slice "
+                        "included (skipped if the base was kept or --max-minutes is spent)")
     p.add_argument("--holdout", type=float, default=d.holdout, help="share of the user's messages held out")
     p.add_argument("--max-minutes", type=float, help="time budget of the fine-tune")
     p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,

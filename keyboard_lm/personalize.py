@@ -7,11 +7,12 @@ line). Output: a run directory ``kblm export`` and ``kblm evaluate`` accept, plu
     runs/NAME-USER/
       config.json     the base's config + a "personalization" section (options, user text)
       vocab/          the base vocabulary, unchanged (unseen words stay <unk>)
-      best.keras      the best model on the user's held-out slice (the base if nothing beat it)
+      best.keras      the epoch that did best on the user's held-out slice (the base if nothing
+                      beat it), after the final pass
       best.json, logs/train.csv, metrics.json
       bundle/         the exported bundle (unless --quantize none)
-      report.json     before -> after on the user's held-out text and on general text,
-                      keystroke savings through the harness, time and peak memory
+      report.json     before -> after on the user's held-out text (or --eval-texts) and on
+                      general text, keystroke savings through the harness, time and peak memory
 
 How: the last ``holdout`` share of the user's messages is held out for early stopping;
 the rest is fine-tuned on in message mode (each sentence from <bos>, as the keyboard
@@ -19,7 +20,11 @@ starts a text field) with a small learning rate, optionally freezing layers, and
 an L2 penalty ``anchor * sum((w - w_base)^2)`` pulling the weights back toward the
 base so general ability is not forgotten. Once the held-out slice has chosen the epoch,
 one more epoch runs over all the user's text, held-out slice included (``final_pass``): it
-is the user's latest text, and the sweep on dev slices found it helps. Everything is
+is the user's latest text, and the sweep on dev slices found a small gain. (It is skipped
+when the base was kept or the time budget is spent.) The held-out slice is then no longer
+unseen, so without ``eval_texts`` the report's user figures (and the KSR replay, through a
+bundle exported for it) describe the chosen epoch before the pass: the shipped model
+learned a little more. Everything is
 written to a temp directory and renamed at the end: a failure leaves neither a
 half-written run nor a changed base.
 
@@ -29,6 +34,7 @@ is reported in the summary without stopping the others.
 """
 import dataclasses
 import json
+import math
 import resource
 import shutil
 import tempfile
@@ -132,7 +138,7 @@ def check_user_text(source, messages, vocab):
     return words, known
 
 
-def _set_threads(threads):
+def set_threads(threads):
     import tensorflow as tf
 
     if threads:
@@ -169,7 +175,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
     from keyboard_lm.run import load_run_config, load_run_vocabulary
 
     started = time.monotonic()
-    _set_threads(options.threads)
+    set_threads(options.threads)
     model_config, base_train, raw = load_run_config(base)
     vocab = load_run_vocabulary(base, model_config)
     if vocab.metadata["sha256"] != raw.get("vocabulary", {}).get("sha256"):
@@ -192,8 +198,19 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         model_section = raw["model"] if options.dropout is None else {**raw["model"], "dropout": options.dropout}
         atomic_write_text(tmp / "config.json", json.dumps({**raw, "model": model_section,
                                                            "personalization": personalization}, indent=2) + "\n")
+        scratch = Path(tempfile.mkdtemp(prefix=".chosen-", dir=tmp))
+        replayed = tmp / "bundle"  # the bundle the KSR replay measures
+
+        def before_final_pass():  # the held-out slice is about to be trained on: keep its view
+            nonlocal replayed
+            if eval_texts is None and options.quantize and options.ksr_limit:
+                from export.exporter import export_run
+
+                replayed = scratch / "bundle"
+                export_run(tmp, options.quantize, replayed, cache_dir=cache_dir)
+
         result = _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
-                            eval_messages, general_messages, progress)
+                            eval_messages if eval_texts else None, general_messages, progress, before_final_pass)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
                   "known_words": known, **result}
         if options.quantize:
@@ -201,8 +218,9 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
 
             export_run(tmp, options.quantize, tmp / "bundle", cache_dir=cache_dir)
             if options.ksr_limit:
-                report["ksr"] = _keystroke_savings(base, base_bundle, tmp / "bundle", options.quantize,
+                report["ksr"] = _keystroke_savings(base, base_bundle, replayed, options.quantize,
                                                    eval_messages[:options.ksr_limit], cache_dir)
+        shutil.rmtree(scratch)
         report["seconds_total"] = round(time.monotonic() - started, 1)
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
@@ -210,7 +228,8 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
 
 
 def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
-               eval_messages, general_messages, progress):
+               eval_messages, general_messages, progress, before_final_pass=lambda: None):
+    """Fits, keeps the best epoch, runs the final pass; ``eval_messages`` None: the held-out slice."""
     import keras
     import tensorflow as tf
 
@@ -249,7 +268,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     _freeze(model, model_config, options.freeze)
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
-                                       ("eval", eval_messages), ("general", general_messages))}
+                                       ("eval", eval_messages or held_messages), ("general", general_messages))}
     steps_per_epoch = _count_batches(datasets["train"])
     model.compile(optimizer=make_optimizer(config, steps_per_epoch))
     model.optimizer.build(model.trainable_variables)
@@ -285,26 +304,48 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         model.save(paths.best_model)
         atomic_write_text(paths.best_record, json.dumps({"epoch": 0, "val_perplexity": base_held["perplexity"]}) + "\n")
     record = json.loads(paths.best_record.read_text())
-    in_time = options.max_minutes is None or seconds < 60 * options.max_minutes
-    if options.final_pass and record["epoch"] and in_time:
+    budget = None if options.max_minutes is None else 60 * options.max_minutes
+    chosen_eval, pass_seconds = None, None
+    if options.final_pass and record["epoch"] and (budget is None or seconds < budget):
         # The held-out slice chose the epoch; now the model learns from it too: it is the
-        # user's latest text. (Its held-out figures in best.json predate this pass.)
+        # user's latest text. (best.json's held-out figures describe the epoch before this pass.)
         from tqdm.auto import tqdm
 
+        from keyboard_lm.loop import TrainingDiverged
+
+        if eval_messages is None:  # the slice is about to be seen: measure the chosen epoch on it now
+            chosen_eval = summarize(evaluate(steps, datasets["eval"]))
+        before_final_pass()
+        pass_started, loss_sum = time.monotonic(), 0.0
+        # Adam's moments carry over from the last epoch trained, as they would in one more epoch.
         everything = make_dataset(train_messages + held_messages, vocab, pipeline, training=True)
         for batch in tqdm(everything, desc="final pass", unit=" batch", disable=not progress):
-            steps.train_step(batch, None, False)  # the call fit makes: no retrace
+            sums, _ = steps.train_step(batch, None, False)  # the call fit makes: no retrace
+            loss_sum += float(sums["loss_sum"])
+            if not math.isfinite(loss_sum):
+                raise TrainingDiverged(f"the final pass diverged (loss {loss_sum}); rerun with a lower "
+                                       "--learning-rate or --no-final-pass")
+            if budget is not None and time.monotonic() - tuned > budget:
+                break  # the time budget covers the pass too
         model.save(paths.best_model)
         atomic_write_text(paths.best_record, json.dumps({**record, "final_pass": True}) + "\n")
+        pass_seconds = time.monotonic() - pass_started
         seconds = time.monotonic() - tuned
     after = measure()
+    if chosen_eval is not None:
+        after["eval"] = chosen_eval
     metrics = {"status": "complete", "parameters": int(model.count_params()),
                "trainable_parameters": int(sum(v.numpy().size for v in model.trainable_variables)),
                "best": json.loads(paths.best_record.read_text()), "train_seconds": round(seconds, 1)}
     atomic_write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
     return {"before": before, "after": after, "finetune_seconds": round(seconds, 1),
+            "final_pass": pass_seconds is not None,
+            "final_pass_seconds": None if pass_seconds is None else round(pass_seconds, 1),
+            # True: "after" on the user's text is the chosen epoch, measured on the held-out slice
+            # before the final pass trained on it (no --eval-texts); KSR likewise
+            "user_after_before_final_pass": chosen_eval is not None,
             "train_messages": len(train_messages), "held_out_messages": len(held_messages),
-            "eval_messages": len(eval_messages), "general_messages": len(general_messages),
+            "eval_messages": len(eval_messages or held_messages), "general_messages": len(general_messages),
             "trainable_parameters": metrics["trainable_parameters"], "best_epoch": metrics["best"].get("epoch")}
 
 
@@ -440,8 +481,10 @@ def format_summary(rows):
 
 def format_report(report):
     b, a = report["before"], report["after"]
+    chosen = (" (held-out slice, the chosen epoch before the final pass)"
+              if report.get("user_after_before_final_pass") else "")
     text = (f"{report['user']}: user text perplexity {b['eval']['perplexity']:.1f} -> {a['eval']['perplexity']:.1f}, "
-            f"top-3 {b['eval']['top3']:.1%} -> {a['eval']['top3']:.1%}; general perplexity "
+            f"top-3 {b['eval']['top3']:.1%} -> {a['eval']['top3']:.1%}{chosen}; general perplexity "
             f"{b['general']['perplexity']:.1f} -> {a['general']['perplexity']:.1f}")
     if "ksr" in report:
         text += f"; KSR {report['ksr']['before']['ksr']:.1%} -> {report['ksr']['after']['ksr']:.1%}"

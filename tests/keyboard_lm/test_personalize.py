@@ -84,28 +84,64 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     assert json.loads((tmp_path / "dropout" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
-def test_the_final_pass_learns_the_held_out_slice_too(toy_run, tmp_path):
-    """The held-out slice (the user's latest messages) first chooses the epoch, then is
-    trained on in one more epoch over all the text; --no-final-pass leaves it unseen."""
+def _perplexity(run, messages):
+    """The saved model's perplexity on messages (each from <bos>)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from data_pipeline.dataset import make_dataset
+    from keyboard_lm.loop import Steps, evaluate
+    from keyboard_lm.metrics import summarize
+    from keyboard_lm.run import load_run_config, load_run_vocabulary
+
+    model_config, train_config, _ = load_run_config(run)
+    pipeline = dataclasses.replace(train_config.pipeline, mode="message", batch_size=8)
+    steps = Steps(load_run_model(run), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
+    dataset = make_dataset(messages, load_run_vocabulary(run, model_config), pipeline, training=False)
+    return summarize(evaluate(steps, dataset))["perplexity"]
+
+
+def test_the_final_pass_learns_the_held_out_slice_and_the_report_stays_held_out(toy_run, tmp_path):
+    """The held-out slice (the user's latest messages) chooses the epoch, then is trained on
+    in one more epoch over all the text. The report's user figures and KSR replay are those
+    of the chosen epoch, measured before the pass (they match a --no-final-pass run)."""
     latest = "we met at the station tomorrow !"  # only in the held-out tail
     user = write_user(tmp_path / "u.txt", count=120)
     tail = [latest if i % 2 else USER_SENTENCES[i % 5] for i in range(13)]  # round(133 * 0.1) held out
     user.write_text(user.read_text() + "\n".join(tail) + "\n")
-    probe = tmp_path / "latest.txt"
-    probe.write_text(f"{latest}\n" * 4)
-    common = ["personalize", "--base", str(toy_run), "--texts", str(user), "--eval-texts", str(probe),
-              "--epochs", "3", "--learning-rate", "1e-2", "--batch-size", "8", "--general-limit", "100",
-              "--ksr-limit", "0", "--quantize", "none"]
+    common = ["personalize", "--base", str(toy_run), "--texts", str(user), "--epochs", "3", "--learning-rate",
+              "1e-2", "--batch-size", "8", "--general-limit", "100", "--ksr-limit", "20", "--quantize", "float32"]
     assert main([*common, "--out", str(tmp_path / "with")]) == 0
     assert main([*common, "--out", str(tmp_path / "without"), "--no-final-pass"]) == 0
-    reports = {name: json.loads((tmp_path / name / "report.json").read_text()) for name in ("with", "without")}
-    records = {name: json.loads((tmp_path / name / "best.json").read_text()) for name in ("with", "without")}
+    runs = ("with", "without")
+    reports = {name: json.loads((tmp_path / name / "report.json").read_text()) for name in runs}
+    records = {name: json.loads((tmp_path / name / "best.json").read_text()) for name in runs}
     assert records["with"]["final_pass"] is True and "final_pass" not in records["without"]
     assert records["with"]["epoch"] == records["without"]["epoch"] >= 1  # the same epoch chosen
-    after = {name: r["after"]["eval"]["perplexity"] for name, r in reports.items()}
-    assert after["with"] < 0.8 * after["without"]  # it learned the latest messages
+    assert reports["with"]["final_pass"] and not reports["without"]["final_pass"]
+    assert reports["with"]["user_after_before_final_pass"] and not reports["without"]["user_after_before_final_pass"]
+    # The report describes the chosen epoch on text it had not seen, as without the pass ...
+    assert reports["with"]["after"]["eval"] == pytest.approx(reports["without"]["after"]["eval"], rel=1e-5)
+    assert reports["with"]["ksr"] == reports["without"]["ksr"]
+    # ... while the saved model and its bundle learned the latest messages.
+    after = {name: _perplexity(tmp_path / name, [latest] * 4) for name in runs}
+    assert after["with"] < 0.8 * after["without"]
+    assert reports["with"]["after"]["general"] != reports["without"]["after"]["general"]
+    assert (load_bundle(tmp_path / "with" / "bundle").manifest["run"]["best"]["final_pass"] is True)
     options = json.loads((tmp_path / "without" / "config.json").read_text())["personalization"]["options"]
     assert options["final_pass"] is False
+
+
+def test_no_final_pass_when_the_base_is_kept(toy_run, tmp_path):
+    """A held-out slice unlike the rest: no epoch beats the base, which is kept unchanged."""
+    user = write_user(tmp_path / "u.txt", count=120)
+    user.write_text(user.read_text() + "we met at the station tomorrow !\n" * 13)
+    report = personalize(toy_run, user, tmp_path / "kept", PersonalizeOptions(**FAST), progress=False)
+    assert report["best_epoch"] == 0 and not report["final_pass"]
+    assert "final_pass" not in json.loads((tmp_path / "kept" / "best.json").read_text())
+    base, kept = _weights(load_run_model(toy_run)), _weights(load_run_model(tmp_path / "kept"))
+    assert all(np.array_equal(base[k], kept[k]) for k in base)
 
 
 def test_bad_user_text_leaves_nothing_behind(toy_run, tmp_path):
@@ -184,3 +220,8 @@ def test_many_users_in_parallel_resume_and_survive_a_bad_user(toy_run, tmp_path,
     assert main(args) == 0
     summary = {row["user"]: row for row in json.loads((out / "summary.json").read_text())}
     assert summary["alice"]["status"] == "done earlier"  # the same options as today's defaults
+    del config["personalization"]["options"]["final_pass"]  # before --final-pass: runs had none
+    config_path.write_text(json.dumps(config))
+    assert main([*args, "--no-final-pass"]) == 0
+    summary = {row["user"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert summary["alice"]["status"] == "done earlier" and summary["bob"]["status"] == "personalized"
