@@ -194,6 +194,7 @@ def run_category(category, first, second, general_file, base_bundle, split, thre
            "general_ppl_base": b["general"]["perplexity"], "general_ppl_personal": a["general"]["perplexity"],
            "cache_weight": weight, "cache_weight_ksr": tried, "personal_cache_weight": personal_weight,
            "personal_cache_weight_ksr": personal_tried, "best_epoch": report["best_epoch"],
+           "bundle": report.get("bundle_quantization", "dynamic_int8"),
            "finetune_seconds": report["finetune_seconds"]}
     for name, sim in sims.items():
         row[f"ksr_{name}"] = 100 * sim["ksr"]

@@ -63,6 +63,10 @@ def state_layout(model_config):
     return list(zip(state_names(model_config), model_config.state_sizes()))
 
 
+class QuantizationLoss(KblmError):
+    """The quantized model loses more top-3 accuracy than the tolerance allows."""
+
+
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
                cache_dir=None):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest."""
@@ -98,7 +102,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
                    f"({reference['top3']:.4f} -> {measured['top3']:.4f}), more than the tolerance "
                    f"{tolerance:.2%}")
         if not force:
-            raise KblmError(message + "; choose another mode, raise --tolerance, or pass --force")
+            raise QuantizationLoss(message + "; choose another mode, raise --tolerance, or pass --force")
         warnings.warn(message + " (exported anyway: --force)", stacklevel=2)
 
     paths = RunPaths(run_dir)

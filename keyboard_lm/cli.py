@@ -183,7 +183,9 @@ def cmd_personalize(args):
         anchor=args.anchor, freeze=args.freeze, dropout=args.dropout,
         final_pass=args.final_pass, holdout=args.holdout, max_minutes=args.max_minutes,
         general_limit=args.general_limit, ksr_limit=args.ksr_limit,
-        quantize=None if args.quantize == "none" else args.quantize, threads=args.threads, seed=args.seed)
+        quantize=None if args.quantize == "none" else args.quantize,
+        quantize_fallback=None if args.quantize_fallback == "none" else args.quantize_fallback,
+        threads=args.threads, seed=args.seed)
     if (args.texts is None) == (args.users is None):
         raise KblmError("give one user's text with --texts FILE_OR_DIR, or many users with --users DIR")
     if args.texts is not None:
@@ -231,6 +233,8 @@ def _add_personalize_parser(commands):
     p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,
                    help="user messages replayed through the harness for KSR (0: skip)")
     p.add_argument("--quantize", default=d.quantize, help="bundle to export (none: skip the export)")
+    p.add_argument("--quantize-fallback", default=d.quantize_fallback,
+                   help="exported instead when --quantize loses more than 1%% relative top-3 (none: fail)")
     p.add_argument("--jobs", type=int, default=1, help="users personalized in parallel processes")
     p.add_argument("--threads", type=int, help="TensorFlow threads per process (default: cores / jobs)")
     p.add_argument("--seed", type=int, default=d.seed)

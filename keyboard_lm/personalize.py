@@ -66,6 +66,8 @@ class PersonalizeOptions:
     general_limit: int = 2000  # general-text messages for the forgetting check
     ksr_limit: int = 200  # user messages replayed through the harness (0: skip)
     quantize: str | None = "dynamic_int8"  # the bundle to export (None: no export)
+    # exported instead when ``quantize`` loses more top-3 than the export's tolerance (None: fail)
+    quantize_fallback: str | None = "float16"
     threads: int | None = None  # TensorFlow threads (None: all cores)
     seed: int = 1234
 
@@ -122,7 +124,9 @@ def finished(out, base, options):
     except (OSError, ValueError, KeyError):
         return False
     wanted = {k: v for k, v in dataclasses.asdict(options).items() if k != "threads"}
-    older = {"dropout": None, "final_pass": False}  # options added since: what runs made before them used
+    # Options added since, as runs made before them behaved (a run that finished without the
+    # fallback never needed it).
+    older = {"dropout": None, "final_pass": False, "quantize_fallback": "float16"}
     had = {k: v for k, v in {**older, **config["options"]}.items() if k != "threads"}
     return config["base"] == str(base) and had == wanted
 
@@ -204,19 +208,17 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         def before_final_pass():  # the held-out slice is about to be trained on: keep its view
             nonlocal replayed
             if eval_texts is None and options.quantize and options.ksr_limit:
-                from export.exporter import export_run
-
                 replayed = scratch / "bundle"
-                export_run(tmp, options.quantize, replayed, cache_dir=cache_dir)
+                _export_bundle(tmp, options, replayed, cache_dir)
 
         result = _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
                             eval_messages if eval_texts else None, general_messages, progress, before_final_pass)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
                   "known_words": known, **result}
         if options.quantize:
-            from export.exporter import export_run
-
-            export_run(tmp, options.quantize, tmp / "bundle", cache_dir=cache_dir)
+            report["bundle_quantization"], fallback_reason = _export_bundle(tmp, options, tmp / "bundle", cache_dir)
+            if fallback_reason:
+                report["quantize_fallback_reason"] = fallback_reason
             if options.ksr_limit:
                 report["ksr"] = _keystroke_savings(base, base_bundle, replayed, options.quantize,
                                                    eval_messages[:options.ksr_limit], cache_dir)
@@ -349,6 +351,22 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
             "trainable_parameters": metrics["trainable_parameters"], "best_epoch": metrics["best"].get("epoch")}
 
 
+def _export_bundle(run, options, out, cache_dir):
+    """Exports ``run`` as ``options.quantize``, or as the fallback mode if that loses more
+    top-3 accuracy than the export allows; returns (mode, why the fallback was used or None)."""
+    from export.exporter import QuantizationLoss, export_run
+
+    try:
+        export_run(run, options.quantize, out, cache_dir=cache_dir)
+        return options.quantize, None
+    except QuantizationLoss as error:
+        if not options.quantize_fallback or options.quantize_fallback == options.quantize:
+            raise KblmError(f"{error} (kblm personalize: --quantize another mode, or "
+                            "--quantize-fallback float16)") from None
+        export_run(run, options.quantize_fallback, out, cache_dir=cache_dir)
+        return options.quantize_fallback, str(error).split(";")[0]
+
+
 def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
     """KSR and top-3 of the base and the personalized bundle on the user's messages."""
     from export.bundle import load_bundle
@@ -455,7 +473,7 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
 
 def _summary(report):
     row = {"words": report["words"], "seconds": report["seconds_total"],
-           "finetune_seconds": report["finetune_seconds"]}
+           "finetune_seconds": report["finetune_seconds"], "bundle": report.get("bundle_quantization", "")}
     for when in ("before", "after"):
         row[f"user_ppl_{when}"] = report[when]["eval"]["perplexity"]
         row[f"user_top3_{when}"] = report[when]["eval"]["top3"]
@@ -466,16 +484,17 @@ def _summary(report):
 
 
 def format_summary(rows):
-    lines = ["| user | status | words | user ppl | user top-3 | general ppl | KSR | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| user | status | words | user ppl | user top-3 | general ppl | KSR | seconds | bundle |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if row["status"] == "failed":
-            lines.append(f"| {row['user']} | failed: {row['error']} | | | | | | |")
+            lines.append(f"| {row['user']} | failed: {row['error']} | | | | | | | |")
             continue
         ksr = (f"{row['ksr_before']:.1%} → {row['ksr_after']:.1%}" if "ksr_before" in row else "")
         lines.append(f"| {row['user']} | {row['status']} | {row['words']:,} | {row['user_ppl_before']:.1f} → "
                      f"{row['user_ppl_after']:.1f} | {row['user_top3_before']:.1%} → {row['user_top3_after']:.1%} | "
-                     f"{row['general_ppl_before']:.1f} → {row['general_ppl_after']:.1f} | {ksr} | {row['seconds']:.0f} |")
+                     f"{row['general_ppl_before']:.1f} → {row['general_ppl_after']:.1f} | {ksr} | {row['seconds']:.0f} | "
+                     f"{row.get('bundle', '')} |")
     return "\n".join(lines)
 
 
@@ -488,5 +507,7 @@ def format_report(report):
             f"{b['general']['perplexity']:.1f} -> {a['general']['perplexity']:.1f}")
     if "ksr" in report:
         text += f"; KSR {report['ksr']['before']['ksr']:.1%} -> {report['ksr']['after']['ksr']:.1%}"
+    if "quantize_fallback_reason" in report:
+        text += f"; bundle in {report['bundle_quantization']} ({report['quantize_fallback_reason']})"
     return text + (f" (fine-tune {report['finetune_seconds']:.0f} s, total {report['seconds_total']:.0f} s, "
                    f"peak memory {report['peak_rss_mb']:.0f} MB)")

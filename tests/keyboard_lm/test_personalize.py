@@ -190,6 +190,31 @@ def test_a_failure_mid_way_leaves_no_run_and_the_base_untouched(toy_run, tmp_pat
     assert {p.name: p.read_bytes() for p in toy_run.rglob("*") if p.is_file()} == before
 
 
+def test_a_bundle_that_quantizes_badly_falls_back(toy_run, tmp_path, monkeypatch):
+    """If the chosen quantization loses more top-3 than the export allows, the fine-tune is
+    kept and exported in the fallback mode (recorded); with no fallback, a clear error."""
+    import export.exporter
+    from export.exporter import QuantizationLoss
+
+    real_export = export.exporter.export_run
+
+    def int8_too_lossy(run, mode, out, **kwargs):  # the exporter's verdict, injected for one mode
+        if mode == "dynamic_int8":
+            raise QuantizationLoss("dynamic_int8 loses 2.00% relative top-3 accuracy (injected); choose another")
+        return real_export(run, mode, out, **kwargs)
+
+    monkeypatch.setattr(export.exporter, "export_run", int8_too_lossy)
+    options = PersonalizeOptions(**{**FAST, "quantize": "dynamic_int8"})
+    report = personalize(toy_run, write_user(tmp_path / "u.txt"), tmp_path / "fell", options, progress=False)
+    assert report["bundle_quantization"] == "float16" and "injected" in report["quantize_fallback_reason"]
+    assert load_bundle(tmp_path / "fell" / "bundle").manifest["quantization"] == "float16"
+    with pytest.raises(KblmError, match="--quantize-fallback"):
+        personalize(toy_run, write_user(tmp_path / "u.txt"), tmp_path / "failed",
+                    PersonalizeOptions(**{**FAST, "quantize": "dynamic_int8", "quantize_fallback": None}),
+                    progress=False)
+    assert not (tmp_path / "failed").exists()
+
+
 def test_many_users_in_parallel_resume_and_survive_a_bad_user(toy_run, tmp_path, capsys):
     users = tmp_path / "users"
     users.mkdir()
