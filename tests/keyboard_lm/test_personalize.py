@@ -204,13 +204,13 @@ def test_a_bundle_that_quantizes_badly_falls_back(toy_run, tmp_path, monkeypatch
         return real_export(run, mode, out, **kwargs)
 
     monkeypatch.setattr(export.exporter, "export_run", int8_too_lossy)
-    options = PersonalizeOptions(**{**FAST, "quantize": "dynamic_int8"})
+    options = PersonalizeOptions(**{**FAST, "epochs": 1, "quantize": "dynamic_int8"})
     report = personalize(toy_run, write_user(tmp_path / "u.txt"), tmp_path / "fell", options, progress=False)
     assert report["bundle_quantization"] == "float16" and "injected" in report["quantize_fallback_reason"]
     assert load_bundle(tmp_path / "fell" / "bundle").manifest["quantization"] == "float16"
     with pytest.raises(KblmError, match="--quantize-fallback"):
         personalize(toy_run, write_user(tmp_path / "u.txt"), tmp_path / "failed",
-                    PersonalizeOptions(**{**FAST, "quantize": "dynamic_int8", "quantize_fallback": None}),
+                    PersonalizeOptions(**{**FAST, "epochs": 1, "quantize": "dynamic_int8", "quantize_fallback": None}),
                     progress=False)
     assert not (tmp_path / "failed").exists()
 
