@@ -154,21 +154,11 @@ def personalize_once(run, texts, options, **kwargs):
     return personalize(BASE, texts, run, options, progress=False, **kwargs)
 
 
-def top3_on(run, messages, batch_size=32):
+def top3_on(run, messages):
     """Model top-3 of a run on messages (each from <bos>, as the keyboard starts a field)."""
-    import tensorflow as tf
+    from keyboard_lm.evaluate import evaluate_messages
 
-    from data_pipeline.dataset import PipelineConfig, make_dataset
-    from keyboard_lm.loop import Steps, evaluate
-    from keyboard_lm.metrics import summarize
-    from keyboard_lm.run import load_run_config, load_run_model, load_run_vocabulary
-
-    model_config, train_config, _ = load_run_config(run)
-    vocab = load_run_vocabulary(run, model_config)
-    steps = Steps(load_run_model(run), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
-    pipeline = PipelineConfig(mode="message", batch_size=batch_size, sequence_length=train_config.pipeline.sequence_length)
-    return {name: summarize(evaluate(steps, make_dataset(texts, vocab, pipeline, False)))["top3"]
-            for name, texts in messages.items()}
+    return {name: summary["top3"] for name, summary in evaluate_messages(run, messages).items()}
 
 
 def run_category(category, first, second, general_file, base_bundle, split, threads=None):

@@ -39,3 +39,14 @@ def evaluate_run(run_dir, split="test", mode=None, batch_size=None, cache_dir=No
               **summarize(sums)}
     atomic_write_text(RunPaths(run_dir).root / f"eval-{split}.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def evaluate_messages(run_dir, named_messages, batch_size=32):
+    """{name: perplexity, top-1/top-3...} of a run's best model on each list of messages,
+    each scored from <bos> (message mode, as the keyboard starts a text field)."""
+    model_config, train_config, _ = load_run_config(run_dir)
+    vocab = load_run_vocabulary(run_dir, model_config)
+    steps = Steps(load_run_model(run_dir), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
+    pipeline = dataclasses.replace(train_config.pipeline, mode="message", batch_size=batch_size)
+    return {name: summarize(evaluate(steps, make_dataset(messages, vocab, pipeline, training=False)))
+            for name, messages in named_messages.items()}

@@ -24,9 +24,8 @@ is the user's latest text, and the sweep on dev slices found a small gain. (It i
 when the base was kept or the time budget is spent.) The held-out slice is then no longer
 unseen, so without ``eval_texts`` the report's user figures (and the KSR replay, through a
 bundle exported for it) describe the chosen epoch before the pass: the shipped model
-learned a little more. Everything is
-written to a temp directory and renamed at the end: a failure leaves neither a
-half-written run nor a changed base.
+learned a little more. Everything is written to a temp directory and renamed at the end:
+a failure leaves neither a half-written run nor a changed base.
 
 Many users: a directory with one file or subdirectory per user; users run in parallel
 processes, users already done are skipped (the batch resumes), and one user's bad data
@@ -202,13 +201,12 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         model_section = raw["model"] if options.dropout is None else {**raw["model"], "dropout": options.dropout}
         atomic_write_text(tmp / "config.json", json.dumps({**raw, "model": model_section,
                                                            "personalization": personalization}, indent=2) + "\n")
-        scratch = Path(tempfile.mkdtemp(prefix=".chosen-", dir=tmp))
         replayed = tmp / "bundle"  # the bundle the KSR replay measures
 
         def before_final_pass():  # the held-out slice is about to be trained on: keep its view
             nonlocal replayed
             if eval_texts is None and options.quantize and options.ksr_limit:
-                replayed = scratch / "bundle"
+                replayed = tmp / ".chosen-epoch-bundle"
                 _export_bundle(tmp, options, replayed, cache_dir)
 
         result = _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
@@ -222,7 +220,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
             if options.ksr_limit:
                 report["ksr"] = _keystroke_savings(base, base_bundle, replayed, options.quantize,
                                                    eval_messages[:options.ksr_limit], cache_dir)
-        shutil.rmtree(scratch)
+        shutil.rmtree(tmp / ".chosen-epoch-bundle", ignore_errors=True)
         report["seconds_total"] = round(time.monotonic() - started, 1)
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
@@ -287,7 +285,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         return {name: summarize(evaluate(steps, datasets[name])) for name in ("eval", "general")}
 
     before = measure()
-    base_held = summarize(evaluate(steps, datasets["held_out"]))
+    base_held = before["eval"] if eval_messages is None else summarize(evaluate(steps, datasets["held_out"]))
     paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
     callbacks = keras.callbacks.CallbackList(
         [AtomicModelCheckpoint(str(paths.best_model), paths.best_record, None,
@@ -315,8 +313,8 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
 
         from keyboard_lm.loop import TrainingDiverged
 
-        if eval_messages is None:  # the slice is about to be seen: measure the chosen epoch on it now
-            chosen_eval = summarize(evaluate(steps, datasets["eval"]))
+        if eval_messages is None:  # the slice is about to be seen: keep the chosen epoch's figures on it
+            chosen_eval = {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
         before_final_pass()
         pass_started, loss_sum = time.monotonic(), 0.0
         # Adam's moments carry over from the last epoch trained, as they would in one more epoch.

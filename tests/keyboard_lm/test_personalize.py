@@ -11,6 +11,7 @@ import pytest
 from data_pipeline.errors import KblmError
 from export.bundle import load_bundle
 from keyboard_lm.cli import main
+from keyboard_lm.evaluate import evaluate_messages
 from keyboard_lm.personalize import MIN_WORDS, PersonalizeOptions, personalize
 from keyboard_lm.run import load_run_model
 
@@ -84,24 +85,6 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     assert json.loads((tmp_path / "dropout" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
-def _perplexity(run, messages):
-    """The saved model's perplexity on messages (each from <bos>)."""
-    import dataclasses
-
-    import tensorflow as tf
-
-    from data_pipeline.dataset import make_dataset
-    from keyboard_lm.loop import Steps, evaluate
-    from keyboard_lm.metrics import summarize
-    from keyboard_lm.run import load_run_config, load_run_vocabulary
-
-    model_config, train_config, _ = load_run_config(run)
-    pipeline = dataclasses.replace(train_config.pipeline, mode="message", batch_size=8)
-    steps = Steps(load_run_model(run), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
-    dataset = make_dataset(messages, load_run_vocabulary(run, model_config), pipeline, training=False)
-    return summarize(evaluate(steps, dataset))["perplexity"]
-
-
 def test_the_final_pass_learns_the_held_out_slice_and_the_report_stays_held_out(toy_run, tmp_path):
     """The held-out slice (the user's latest messages) chooses the epoch, then is trained on
     in one more epoch over all the text. The report's user figures and KSR replay are those
@@ -125,7 +108,8 @@ def test_the_final_pass_learns_the_held_out_slice_and_the_report_stays_held_out(
     assert reports["with"]["after"]["eval"] == pytest.approx(reports["without"]["after"]["eval"], rel=1e-5)
     assert reports["with"]["ksr"] == reports["without"]["ksr"]
     # ... while the saved model and its bundle learned the latest messages.
-    after = {name: _perplexity(tmp_path / name, [latest] * 4) for name in runs}
+    after = {name: evaluate_messages(tmp_path / name, {"latest": [latest] * 4})["latest"]["perplexity"]
+             for name in runs}
     assert after["with"] < 0.8 * after["without"]
     assert reports["with"]["after"]["general"] != reports["without"]["after"]["general"]
     assert (load_bundle(tmp_path / "with" / "bundle").manifest["run"]["best"]["final_pass"] is True)
