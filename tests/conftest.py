@@ -4,6 +4,8 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "PYTEST_XDIST_WORKER" in os.environ:  # one worker per core: one TensorFlow thread each (and in
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # the subprocesses), not cores x cores
 
 from data_pipeline import corpora  # noqa: E402
 from data_pipeline.tokenization import TokenizerOptions  # noqa: E402
