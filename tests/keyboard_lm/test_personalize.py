@@ -68,7 +68,7 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     def moved(weights, part):
         return sum(float(np.abs(weights[k] - base[k]).sum()) for k in base if part in k)
 
-    frozen = tuned("frozen", freeze="embedding")
+    frozen = tuned("frozen", freeze="embedding", dropout=0.5)  # the rate is used, saved and recorded
     assert moved(frozen, "embedding") == 0 and moved(frozen, "lstm") > 0
     last_only = tuned("last", freeze="all-but-last")  # one LSTM layer: only it trains
     assert moved(last_only, "embedding") == 0 and moved(last_only, "lstm") > 0
@@ -76,13 +76,12 @@ def test_freeze_and_anchor(toy_run, tmp_path):
     assert moved(anchored, "") < 0.5 * moved(free, "")
     general = {name: reports[name]["after"]["general"]["perplexity"] for name in ("free", "anchored")}
     assert general["anchored"] < general["free"]  # the pull toward the base limits forgetting
-    tuned("dropout", anchor=0.0, dropout=0.5)  # the rate is used, saved and recorded
     import keras
 
-    rates = {layer.rate for layer in load_run_model(tmp_path / "dropout").layers
+    rates = {layer.rate for layer in load_run_model(tmp_path / "frozen").layers
              if isinstance(layer, keras.layers.Dropout)}
     assert rates == {0.5}
-    assert json.loads((tmp_path / "dropout" / "config.json").read_text())["model"]["dropout"] == 0.5
+    assert json.loads((tmp_path / "frozen" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
 def test_the_final_pass_learns_the_held_out_slice_and_the_report_stays_held_out(toy_run, tmp_path):
