@@ -128,9 +128,13 @@ def build_training_model(config, pipeline):
 
 
 def portable_copy(model, config):
-    """The same weights in the shape-agnostic, cuDNN-eligible model (what runs save)."""
-    if not any(getattr(layer, "unroll", False) for layer in model.layers):
-        return model
-    copy = build_model(config)
+    """The same weights in a fresh shape-agnostic, cuDNN-eligible model built from ``config``
+    at the model's precision: what runs save (no optimizer state: a third of the size)."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(model.dtype_policy)  # mixed precision or not, as trained
+    try:
+        copy = build_model(config)
+    finally:
+        keras.config.set_dtype_policy(policy)
     copy.set_weights(model.get_weights())
     return copy

@@ -237,6 +237,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     from keyboard_lm.callbacks import MONITOR, AtomicModelCheckpoint
     from keyboard_lm.loop import Steps, evaluate, fit, make_optimizer
     from keyboard_lm.metrics import summarize
+    from keyboard_lm.model import portable_copy
     from keyboard_lm.run import RunPaths, load_run_model
     from keyboard_lm.train import _count_batches
 
@@ -254,17 +255,9 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                         f"has {len(vocab)}; the base run's files do not belong together")
     base_weights = model.get_weights()
     if options.dropout is not None and options.dropout != model_config.dropout:
-        from keyboard_lm.model import build_model  # the same network at the new rate (config.json records it)
-
+        # the same network at the new rate (config.json records it)
         model_config = dataclasses.replace(model_config, dropout=options.dropout)
-        policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(model.dtype_policy)  # the base's precision, mixed or not
-        try:
-            rebuilt = build_model(model_config)
-        finally:
-            keras.config.set_dtype_policy(policy)
-        rebuilt.set_weights(base_weights)
-        model = rebuilt
+        model = portable_copy(model, model_config)
     _freeze(model, model_config, options.freeze)
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
@@ -288,7 +281,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     base_held = before["eval"] if eval_messages is None else summarize(evaluate(steps, datasets["held_out"]))
     paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
     callbacks = keras.callbacks.CallbackList(
-        [AtomicModelCheckpoint(str(paths.best_model), paths.best_record, None,
+        [AtomicModelCheckpoint(str(paths.best_model), paths.best_record, model_config,
                                initial_value_threshold=base_held["perplexity"]),
          keras.callbacks.CSVLogger(str(paths.csv_log)),
          keras.callbacks.EarlyStopping(MONITOR, mode="min", patience=options.patience)],
@@ -301,7 +294,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         model.set_weights(load_run_model(tmp).get_weights())
     else:  # nothing beat the base on the held-out slice: the base is the best model
         model.set_weights(base_weights)
-        model.save(paths.best_model)
+        portable_copy(model, model_config).save(paths.best_model)  # without Adam's state
         atomic_write_text(paths.best_record, json.dumps({"epoch": 0, "val_perplexity": base_held["perplexity"]}) + "\n")
     record = json.loads(paths.best_record.read_text())
     budget = None if options.max_minutes is None else 60 * options.max_minutes
@@ -327,7 +320,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                                        "--learning-rate or --no-final-pass")
             if budget is not None and time.monotonic() - tuned > budget:
                 break  # the time budget covers the pass too
-        model.save(paths.best_model)
+        portable_copy(model, model_config).save(paths.best_model)  # without Adam's state
         atomic_write_text(paths.best_record, json.dumps({**record, "final_pass": True}) + "\n")
         pass_seconds = time.monotonic() - pass_started
         seconds = time.monotonic() - tuned

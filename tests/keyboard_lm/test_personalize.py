@@ -14,6 +14,7 @@ from keyboard_lm.cli import main
 from keyboard_lm.evaluate import evaluate_messages
 from keyboard_lm.personalize import MIN_WORDS, PersonalizeOptions, personalize
 from keyboard_lm.run import load_run_model
+from tests.keyboard_lm.test_training import saved_groups
 
 # This user goes to the park, not to the station the base corpus mostly talks about.
 USER_SENTENCES = ["see you at the park tonight !", "we met at the park .", "are you at the park ?",
@@ -39,6 +40,7 @@ def test_personalize_fits_the_user_and_exports_a_bundle(toy_run, tmp_path):
     assert json.loads((out / "report.json").read_text())["user"] == "alice"
     config = json.loads((out / "config.json").read_text())
     assert config["personalization"]["options"]["learning_rate"] == 1e-2
+    assert saved_groups(out / "best.keras") == {"layers", "vars"}  # weights only: no Adam state
     bundle = load_bundle(out / "bundle")  # checksums verified, the base vocabulary
     assert bundle.vocab.tokens == load_bundle_vocab_tokens(toy_run)
     assert main(["export", str(out), "--quantize", "float32", "--out", str(tmp_path / "b2")]) == 0

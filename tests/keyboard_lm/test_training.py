@@ -47,6 +47,7 @@ def test_training_learns_and_writes_the_run(tmp_path, corpus_file):
                  "logs/train.csv", "curves.png", "metrics.json"):
         assert (tmp_path / "run" / name).exists(), name
     assert not (tmp_path / "run" / "backup").exists()  # removed once training ended
+    assert saved_groups(tmp_path / "run" / "best.keras") == {"layers", "vars"}  # no optimizer state
     rows = (tmp_path / "run" / "logs" / "train.csv").read_text().splitlines()
     assert len(rows) == 4 and "val_perplexity" in rows[0]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -54,6 +55,17 @@ def test_training_learns_and_writes_the_run(tmp_path, corpus_file):
 
     result = evaluate_run(tmp_path / "run", "test", progress=False)
     assert result["perplexity"] < 4.0 and result["tokens"] > 1000
+
+
+def saved_groups(keras_file):
+    """The top-level groups of a .keras file's weights (an optimizer's state would be one)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        return set(h5)
 
 
 def test_stream_mode_trains(tmp_path, corpus_file):
