@@ -26,8 +26,9 @@ its epoch, so their base is if anything a little stronger.) Cost: personalizing 
 its peak memory (medians of three runs, each in its own process).
 
 Run: ``python benchmarks/personalization.py`` after benchmarks/quality.py (its Brown run is
-the base). Resumable. Writes benchmarks/results/personalization.{json,md} (category split),
-personalization_same_author.{json,md} (document split) and personalization_cost.{json,md}.
+the base; ``--base brown-bengio-wide``: its wider run). Resumable. Writes
+benchmarks/results/personalization.{json,md} (category split), personalization_same_author.{json,md}
+(document split) and personalization_cost.{json,md}; with the wide base, the same names + ``_wide``.
 """
 import itertools
 import json
@@ -45,6 +46,9 @@ from benchmarks.common import write_results  # noqa: E402
 
 BASE = Path("runs/bench/brown-bengio-mobile")
 OUT = Path("runs/bench/personal")
+# --base: the bench runs (benchmarks/quality.py) personalized, with their output dir and result suffix
+BASES = {"brown-bengio-mobile": (OUT, ""), "brown-bengio-wide": (Path("runs/bench/personal-wide"), "_wide")}
+SUFFIX = ""
 CATEGORIES = {"k": "general fiction", "l": "mystery", "m": "science fiction", "n": "adventure",
               "p": "romance", "r": "humor"}
 EVAL_SENTENCES = 300  # of each second half, replayed through the harness
@@ -253,7 +257,7 @@ def run_split(split, general, base_bundle, threads=None):
     for row in rows:
         row["top3_gain_personal"] = 100 * (row["top3_personalized"] / row["top3_base"] - 1)
         row["top3_gain_both"] = 100 * (row["top3_personalized+cache"] / row["top3_base"] - 1)
-    name = "personalization" if split == "category" else "personalization_same_author"
+    name = ("personalization" if split == "category" else "personalization_same_author") + SUFFIX
     print(write_results(name, rows, [
         ("category", "user (Brown category)"), ("train_words", "words"),
         ("model_top3_base", "model top-3 % base"), ("model_top3_personal", "personalized"),
@@ -275,10 +279,14 @@ def main():
     parser.add_argument("--split", choices=("category", "document", "both", "none"), default="both",
                         help="cut each category's text in two, or each author's sample (default: both; "
                              "none: only the cost run)")
+    parser.add_argument("--base", choices=sorted(BASES), default="brown-bengio-mobile",
+                        help="the base run (results of another than mobile get a suffix, e.g. _wide)")
     parser.add_argument("--no-cost", action="store_true", help="skip the one-thread cost run")
     parser.add_argument("--threads", type=int, help="TensorFlow threads of the fine-tunes (default: all cores; "
                                                      "1 when running both splits at once on two cores)")
     args = parser.parse_args()
+    global BASE, OUT, SUFFIX
+    BASE, (OUT, SUFFIX) = Path("runs/bench") / args.base, BASES[args.base]
     splits = {"both": ("category", "document"), "none": ()}.get(args.split, (args.split,))
     if args.threads:  # before anything starts TensorFlow (its thread pools are fixed then)
         from keyboard_lm.personalize import set_threads
@@ -293,7 +301,7 @@ def main():
         run_split(split, general, base_bundle, args.threads)
     if not args.no_cost:
         cost_row = cost(category_halves()["k"][0])
-        print(write_results("personalization_cost", [cost_row], [
+        print(write_results("personalization_cost" + SUFFIX, [cost_row], [
             ("words", "user words"), ("runs", "runs"), ("fine_tune_seconds", "fine-tune s (median)"),
             ("total_seconds", "total s (load, eval, save; median)"), ("epochs_trained", "best epoch"),
             ("peak_rss_mb", "peak memory MB"), ("threads", "threads")]))
