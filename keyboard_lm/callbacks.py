@@ -20,7 +20,7 @@ MONITOR = "val_perplexity"
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """Saves the best model to ``filepath`` atomically and records it in ``best.json``."""
 
-    def __init__(self, filepath, record_path, model_config=None, **kwargs):
+    def __init__(self, filepath, record_path, model_config, **kwargs):
         super().__init__(filepath, monitor=MONITOR, mode="min", save_best_only=True, **kwargs)
         self.record_path = Path(record_path)
         self.model_config = model_config
@@ -31,8 +31,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             return
         path = Path(self.filepath)
         tmp = path.with_name(f".{path.stem}.tmp.keras")
-        model = portable_copy(self.model, self.model_config) if self.model_config else self.model
-        model.save(tmp, overwrite=True)
+        portable_copy(self.model, self.model_config).save(tmp, overwrite=True)  # weights only
         os.replace(tmp, path)
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         atomic_write_text(self.record_path, json.dumps(record, indent=2) + "\n")

@@ -11,7 +11,7 @@ import pytest
 
 from keyboard_lm.cli import main
 from keyboard_lm.evaluate import evaluate_run
-from keyboard_lm.run import load_run_model
+from keyboard_lm.run import load_run_config, load_run_model
 from keyboard_lm.train import train
 
 SENTENCES = [
@@ -132,15 +132,16 @@ def test_interrupted_save_never_corrupts_the_best_model(tmp_path, corpus_file, m
     before = best.read_bytes()
     from keyboard_lm import callbacks
 
-    checkpoint = callbacks.AtomicModelCheckpoint(str(best), tmp_path / "run" / "best.json")
+    model_config = load_run_config(tmp_path / "run")[0]
+    checkpoint = callbacks.AtomicModelCheckpoint(str(best), tmp_path / "run" / "best.json", model_config)
     checkpoint.set_model(load_run_model(tmp_path / "run"))
 
-    def killed_mid_write(path, *args, **kwargs):
+    def killed_mid_write(model, path, *args, **kwargs):
         with open(path, "wb") as f:
             f.write(b"PK\x03\x04 half a zip")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint.model, "save", killed_mid_write)
+    monkeypatch.setattr(keras.Model, "save", killed_mid_write)  # whichever model the checkpoint saves
     with pytest.raises(KeyboardInterrupt):
         checkpoint.on_epoch_end(0, {"val_perplexity": 1.0})
     assert best.read_bytes() == before
