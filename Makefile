@@ -40,7 +40,8 @@ test: $(STAMP)
 test-android: $(STAMP)
 	$(BIN)/python -m pytest tests/android
 
-# Every figure the README quotes (about four hours on a 2-core CPU).
+# Every figure the README quotes: about seven hours on a 2-core CPU, summed from the parts'
+# own run times (the three training runs alone take two); never timed end to end.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/pipeline_throughput.py
