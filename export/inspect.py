@@ -1,6 +1,8 @@
 """``kblm inspect``: what a bundle holds, verified. numpy + ai_edge_litert only."""
 import collections
+import struct
 
+from data_pipeline.errors import KblmError
 from export.bundle import load_bundle
 
 
@@ -23,29 +25,65 @@ def weight_buffers(model_path, top=8):
     return rows, total
 
 
+def _at(mapping, *keys):
+    """mapping[k1][k2]... or None where the manifest does not record it."""
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+def _number(value, spec):
+    """``value`` formatted by ``spec`` if it is a number; "?" if it is absent or not one."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
+    return "?" if value is None else str(value)
+
+
 def describe(path):
-    bundle = load_bundle(path)  # verifies every checksum and the format version
+    """The bundle's manifest, signature, sizes, ops and metrics, after verifying it all
+    (load_bundle). The informational parts (parameters, run, ops, metrics) are printed as
+    far as the manifest records them."""
+    bundle = load_bundle(path)  # verifies every field, checksum, version and the model's signature
     m = bundle.manifest
+    signature, tokenizer = m["signature"], m["tokenizer"]
+    options = ", ".join(f"{key}={value}" for key, value in tokenizer.items() if key != "spec_version")
     lines = [f"bundle {path}: format {m['format_version']}, checksums OK",
-             f"quantization {m['quantization']}, {m['parameters']:,} parameters, tokenizer spec "
-             f"{m['tokenizer']['spec_version']} (lowercase={m['tokenizer']['lowercase']}), "
-             f"vocabulary {m['signature']['vocabulary_size']:,}",
-             f"from run {m['run']['path']} (corpus {m['run']['corpus']['name']})", "",
-             "signature step:"]
+             f"quantization {m['quantization']}, {_number(m.get('parameters'), ',')} parameters, tokenizer spec "
+             f"{tokenizer['spec_version']} ({options or 'default options'}), "
+             f"vocabulary {signature['vocabulary_size']:,}"]
+    if isinstance(m.get("run"), dict):
+        corpus = _at(m, "run", "corpus", "name")
+        lines.append(f"from run {_at(m, 'run', 'path') or '?'}" + (f" (corpus {corpus})" if corpus else ""))
+    else:
+        lines.append("from run: not recorded")
+    lines += ["", f"signature {signature['name']}:"]
     for kind in ("inputs", "outputs"):
-        lines.append(f"  {kind}: " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in m["signature"][kind]))
+        lines.append(f"  {kind}: " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in signature[kind]))
     lines += ["", "files:"]
     lines += [f"  {name:<14} {info['bytes']:>10,} bytes  sha256 {info['sha256'][:16]}…" for name, info in m["files"].items()]
-    rows, total = weight_buffers(bundle.model_path)
+    try:
+        rows, total = weight_buffers(bundle.model_path)
+    except (struct.error, ValueError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise KblmError(f"{bundle.names('model.tflite')}: its flatbuffer cannot be read ({e})") from None
     lines += ["", f"weights: {total:,} bytes in constant buffers; largest:"]
     lines += [f"  {size:>10,}  {dtype:<8} {', '.join(names)[:70]}" for size, names, dtype in rows]
-    lines += ["", "ops: " + ", ".join(f"{op} x{count}" for op, count in m["ops"].items())]
-    metrics = m["metrics"]
-    lines += ["", f"measured on {metrics['held_out']}:"]
+    ops = m.get("ops")
+    lines += ["", "ops: " + (", ".join(f"{op} x{count}" for op, count in ops.items())
+                             if isinstance(ops, dict) and ops else "not recorded")]
+    metrics = m.get("metrics")
+    if not isinstance(metrics, dict):
+        return "\n".join(lines + ["", "metrics: not recorded"])
+    lines += ["", f"measured on {metrics.get('held_out', '?')}:"]
     for key in ("keras_float32", "tflite"):
-        r = metrics[key]
-        lines.append(f"  {key:<14} perplexity {r['perplexity']:8.2f}  top-1 {r['top1']:.2%}  top-3 {r['top3']:.2%}  "
-                     f"({r['tokens']:,} tokens)")
-    lines.append(f"  top-3 relative change {metrics['top3_relative_change']:+.2%} (tolerance {metrics['tolerance']:.0%}"
-                 f"{', forced' if metrics['forced'] else ''})")
+        r = metrics.get(key)
+        if not isinstance(r, dict):
+            lines.append(f"  {key:<14} not recorded")
+            continue
+        lines.append(f"  {key:<14} perplexity {_number(r.get('perplexity'), '8.2f')}  top-1 {_number(r.get('top1'), '.2%')}"
+                     f"  top-3 {_number(r.get('top3'), '.2%')}  ({_number(r.get('tokens'), ',')} tokens)")
+    if "top3_relative_change" in metrics or "tolerance" in metrics:
+        lines.append(f"  top-3 relative change {_number(metrics.get('top3_relative_change'), '+.2%')} "
+                     f"(tolerance {_number(metrics.get('tolerance'), '.0%')}{', forced' if metrics.get('forced') else ''})")
     return "\n".join(lines)

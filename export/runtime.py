@@ -3,22 +3,160 @@
 Input: .tflite bytes (or a path) and the state layout from the manifest. Output: a
 ``StepRunner`` that holds the recurrent state and returns log-probabilities one token at a
 time, the loop the phone runs. ``score_messages`` measures perplexity and top-k with it.
+
+The runner checks on creation that the model loads and that its ``step`` signature has
+exactly the inputs and outputs the layout implies (names, dtypes, shapes): a bad model is a
+one-line KblmError then, not a crash at the first step. LiteRT's C++ start-up chatter
+("Created TensorFlow Lite XNNPACK delegate for CPU.") is kept off the console unless
+KBLM_VERBOSE=1 (what ``kblm --verbose`` sets).
 """
+import contextlib
+import os
+import sys
+import tempfile
+
 import numpy as np
+
+from data_pipeline.errors import KblmError
+
+SIGNATURE = "step"
+
+
+def signature_tensors(state_layout, vocabulary_size):
+    """The step signature's inputs and outputs as the manifest lists them:
+    ``[{"name", "shape", "dtype"}]`` each (``vocabulary_size`` None: any)."""
+    states = [(name, int(size)) for name, size in state_layout]
+    inputs = [{"name": "token", "shape": [1], "dtype": "int32"}] + \
+             [{"name": name, "shape": [1, size], "dtype": "float32"} for name, size in states]
+    outputs = [{"name": "log_probs", "shape": [1, vocabulary_size], "dtype": "float32"}] + \
+              [{"name": f"next_{name}", "shape": [1, size], "dtype": "float32"} for name, size in states]
+    return inputs, outputs
+
+
+def verbose():
+    """True if the user asked for LiteRT's own messages (KBLM_VERBOSE=1, set by --verbose)."""
+    return os.environ.get("KBLM_VERBOSE") == "1"
+
+
+@contextlib.contextmanager
+def native_output_captured():
+    """Sends the process's C-level stdout and stderr (file descriptors 1 and 2) to a temporary
+    file for the block, so LiteRT's C++ log lines stay off the console; restores both on
+    every path. Yields a list that holds the captured text once the block has ended. If the
+    block raises, the captured text is replayed on stderr first. With KBLM_VERBOSE nothing
+    is captured."""
+    captured = []
+    if verbose():
+        yield captured
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.flush()
+    saved = {}
+    try:
+        for fd in (1, 2):
+            saved[fd] = os.dup(fd)
+    except OSError:  # a closed descriptor: no console to protect, run as is
+        for copy in saved.values():
+            os.close(copy)
+        yield captured
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            try:
+                for fd in saved:
+                    os.dup2(sink.fileno(), fd)
+                yield captured
+            except BaseException:
+                _restore(saved, sink, captured)
+                with contextlib.suppress(OSError):
+                    os.write(2, captured[0].encode("utf-8", "replace"))
+                raise
+            else:
+                _restore(saved, sink, captured)
+    finally:
+        for copy in saved.values():
+            os.close(copy)
+
+
+def _restore(saved, sink, captured):
+    for fd, copy in saved.items():
+        os.dup2(copy, fd)
+    sink.seek(0)
+    captured.append(sink.read().decode("utf-8", "replace"))
+
+
+def _one_line(error, native_text=""):
+    """The LiteRT error plus whatever its C++ side printed, folded into one line."""
+    parts = [" ".join(str(error).split())]
+    for line in native_text.splitlines():
+        line = " ".join(line.split())
+        if line and not any(line in part or part in line for part in parts):
+            parts.append(line)
+    return "; ".join(part for part in parts if part) or type(error).__name__
+
+
+def _describe(dtype, shape):
+    return f"{dtype}{list(shape)}"
+
+
+def _check_signature(details, expected, kind, name, against):
+    """``details``: LiteRT's {tensor name: detail} of one side of the signature."""
+    expected_names = [t["name"] for t in expected]
+    if set(details) != set(expected_names):
+        raise KblmError(f"{name}: signature {SIGNATURE} has {kind} {sorted(details)}, but {against} lists "
+                        f"{sorted(expected_names)}")
+    for tensor in expected:
+        detail = details[tensor["name"]]
+        dtype, shape = np.dtype(detail["dtype"]).name, [int(d) for d in detail["shape"]]
+        want = [shape[i] if d is None and i < len(shape) else d for i, d in enumerate(tensor["shape"])]
+        if dtype == tensor["dtype"] and shape == want:
+            continue
+        if tensor["name"] == "log_probs" and dtype == tensor["dtype"] and len(shape) == 2 == len(want):
+            raise KblmError(f"{name}: outputs {shape[1]:,} log-probabilities, but {against} says the vocabulary "
+                            f"has {want[1]:,} tokens")
+        raise KblmError(f"{name}: signature {SIGNATURE} {kind[:-1]} {tensor['name']} is {_describe(dtype, shape)}, "
+                        f"but {against} says {_describe(tensor['dtype'], want)}")
 
 
 class StepRunner:
-    """One LiteRT interpreter on the ``step`` signature; state kept between calls."""
+    """One LiteRT interpreter on the ``step`` signature; state kept between calls.
 
-    def __init__(self, model, state_layout, num_threads=1):
+    ``vocabulary_size`` (if given) is checked against the log_probs output; ``name`` is how
+    errors name the model (the user's path), ``against`` what the signature is checked
+    against."""
+
+    def __init__(self, model, state_layout, num_threads=1, vocabulary_size=None, name=None,
+                 against="the state layout"):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner("step")
-        self.layout = [(name, int(size)) for name, size in state_layout]
+        self.layout = [(name_, int(size)) for name_, size in state_layout]
+        self.num_threads = num_threads
+        if name is None:
+            name = "the .tflite model" if isinstance(model, (bytes, bytearray)) else str(model)
+        failure, signatures, details = None, {}, None
+        with native_output_captured() as captured:
+            try:
+                if isinstance(model, (bytes, bytearray)):
+                    self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+                else:
+                    self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+                # Applies the default (XNNPACK) delegate now, while its log line is captured,
+                # rather than lazily at the first step.
+                self.interpreter.allocate_tensors()
+                signatures = self.interpreter.get_signature_list()
+                if SIGNATURE in signatures:
+                    self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+                    details = self.runner.get_input_details(), self.runner.get_output_details()
+            except (ValueError, RuntimeError) as e:  # what LiteRT raises for a model it cannot load
+                failure = e
+        if failure is not None:
+            raise KblmError(f"{name}: not a TFLite model LiteRT can run ({_one_line(failure, ''.join(captured))})")
+        if details is None:
+            raise KblmError(f"{name}: no signature {SIGNATURE!r} (the model has {sorted(signatures)})")
+        inputs, outputs = signature_tensors(self.layout, vocabulary_size)
+        _check_signature(details[0], inputs, "inputs", name, against)
+        _check_signature(details[1], outputs, "outputs", name, against)
         self.reset()
 
     def reset(self):

@@ -1,0 +1,434 @@
+"""Bad bundles: every corrupt, truncated, mislabelled or mismatched bundle is one `kblm: error:`
+line naming the user's path (the directory's file or the .zip's entry, never a temporary
+extraction), exit status 1, no traceback, for `kblm inspect`, `suggest` and `simulate`.
+
+The bundle is the session's toy export (real training, real LiteRT); each case damages a
+copy of it. ``CASES`` (command, description) is the list the README's table of bad inputs
+is made from.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from export.bundle import load_bundle, sha256, write_zip
+from export.runtime import native_output_captured
+from keyboard_lm.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+ZIP = "zip"  # the case damages the .zip: the error must name it (and the entry)
+
+
+# -- helpers that damage a copy of the bundle, keeping or breaking the checksums on purpose --
+
+def read_manifest(directory):
+    return json.loads((directory / "manifest.json").read_text())
+
+
+def write_manifest(directory, manifest):
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def edit_manifest(change):
+    def make(directory):
+        manifest = read_manifest(directory)
+        change(manifest)
+        write_manifest(directory, manifest)
+    return make
+
+
+def replace_file(directory, name, data):
+    """Writes ``name`` and records its new size and sha256 in the manifest (checksums match)."""
+    (directory / name).write_bytes(data)
+    manifest = read_manifest(directory)
+    manifest["files"][name] = {"sha256": sha256(directory / name), "bytes": len(data)}
+    write_manifest(directory, manifest)
+
+
+def edit_model(change):
+    """Rewrites model.tflite through LiteRT's flatbuffer tools (a valid flatbuffer), checksums updated."""
+    def make(directory):
+        from ai_edge_litert.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.read_model(str(directory / "model.tflite"))
+        change(model)
+        replace_file(directory, "model.tflite", bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return make
+
+
+def rename_signature(model):
+    model.signatureDefs[0].signatureKey = "walk"
+
+
+def rename_state_input(model):
+    for tensor_map in model.signatureDefs[0].inputs:
+        name = tensor_map.name.decode() if isinstance(tensor_map.name, bytes) else tensor_map.name
+        if name == "h0":
+            tensor_map.name = "hidden0"
+
+
+def model_bytes(change):
+    def make(directory):
+        replace_file(directory, "model.tflite", change((directory / "model.tflite").read_bytes()))
+    return make
+
+
+def double_state_sizes(manifest):
+    signature = manifest["signature"]
+    for state in signature["states"]:
+        state["size"] *= 2
+    for tensor in signature["inputs"][1:] + signature["outputs"][1:]:
+        tensor["shape"][1] *= 2
+
+
+def one_more_word(directory):
+    """A vocabulary one token longer than the model's output (vocab.json and manifest agree)."""
+    text = (directory / "vocab.txt").read_text() + "zebra\n"
+    (directory / "vocab.txt").write_text(text)
+    meta = json.loads((directory / "vocab.json").read_text())
+    meta["size"] += 1
+    meta["sha256"] = sha256(directory / "vocab.txt")
+    replace_file(directory, "vocab.json", (json.dumps(meta, indent=2) + "\n").encode())
+    manifest = read_manifest(directory)
+    manifest["files"]["vocab.txt"] = {"sha256": sha256(directory / "vocab.txt"), "bytes": len(text.encode())}
+    size = manifest["signature"]["vocabulary_size"] = meta["size"]
+    manifest["signature"]["outputs"][0]["shape"] = [1, size]
+    write_manifest(directory, manifest)
+
+
+def cut_model_to_1000_bytes(directory):
+    (directory / "model.tflite").write_bytes((directory / "model.tflite").read_bytes()[:1000])
+
+
+def flip_model_bytes(directory):
+    data = bytearray((directory / "model.tflite").read_bytes())
+    data[2000:2002] = bytes(b ^ 0xFF for b in data[2000:2002])
+    (directory / "model.tflite").write_bytes(bytes(data))
+
+
+def vocab_json_spec(version):
+    def make(directory):
+        meta = json.loads((directory / "vocab.json").read_text())
+        meta["tokenizer"]["spec_version"] = version
+        replace_file(directory, "vocab.json", (json.dumps(meta, indent=2) + "\n").encode())
+    return make
+
+
+def delete(name):
+    def make(directory):
+        (directory / name).unlink()
+    return make
+
+
+def write_raw_manifest(text):
+    def make(directory):
+        (directory / "manifest.json").write_text(text)
+    return make
+
+
+def drop(*keys):
+    def change(manifest):
+        parent = manifest
+        for key in keys[:-1]:
+            parent = parent[key]
+        del parent[keys[-1]]
+    return edit_manifest(change)
+
+
+def put(value, *keys):
+    def change(manifest):
+        parent = manifest
+        for key in keys[:-1]:
+            parent = parent[key]
+        parent[keys[-1]] = value
+    return edit_manifest(change)
+
+
+# -- helpers on the .zip's bytes --
+
+def zipped(directory, compression=zipfile.ZIP_DEFLATED):
+    """The directory as ``NAME.zip`` next to it: as ``kblm export --zip`` writes it, or with
+    ``compression`` and whichever bundle files are present."""
+    path = directory.with_name(directory.name + ".zip")
+    names = ("model.tflite", "vocab.txt", "vocab.json", "manifest.json")
+    if compression == zipfile.ZIP_DEFLATED and all((directory / name).exists() for name in names):
+        write_zip(directory, path)
+        return path
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name in names:
+            if (directory / name).exists():
+                archive.write(directory / name, name)
+    return path
+
+
+def entry_data_span(path, name):
+    """(offset, length) of an entry's stored (compressed) bytes in the zip."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    data = path.read_bytes()
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    return info.header_offset + 30 + name_length + extra_length, info.compress_size
+
+
+def flip_bytes(name, compression):
+    def make(directory):
+        path = zipped(directory, compression)
+        offset, length = entry_data_span(path, name)
+        data = bytearray(path.read_bytes())
+        for i in range(offset + length // 2, offset + length // 2 + 8):
+            data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        return path
+    return make
+
+
+def declare_size(name, delta):
+    """Makes the zip declare ``delta`` more (or fewer) uncompressed bytes for ``name``, in both
+    the local header and the central directory."""
+    def make(directory):
+        path = zipped(directory)
+        with zipfile.ZipFile(path) as archive:
+            info, central = archive.getinfo(name), archive.start_dir
+        data = bytearray(path.read_bytes())
+        local = info.header_offset + 22
+        data[local:local + 4] = struct.pack("<I", info.file_size + delta)
+        while data[central + 46:central + 46 + len(name)] != name.encode():  # this entry's central record
+            central = data.index(b"PK\x01\x02", central + 4)
+        data[central + 24:central + 28] = struct.pack("<I", info.file_size + delta)
+        path.write_bytes(bytes(data))
+        return path
+    return make
+
+
+def truncate_zip(directory):
+    path = zipped(directory)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    return path
+
+
+def in_zip(damage):
+    def make(directory):
+        damage(directory)
+        return zipped(directory)
+    return make
+
+
+# description -> (damage(copy_dir), fragments of the error line). A damage that returns a path
+# (a .zip) is run on that; otherwise on the damaged directory.
+BAD_BUNDLES = {
+    # zips
+    "zip with flipped bytes in a deflated entry": (flip_bytes("model.tflite", zipfile.ZIP_DEFLATED),
+                                                   [ZIP, "entry model.tflite", "corrupt zip entry"]),
+    "zip with flipped bytes in a stored entry (bad CRC-32)": (flip_bytes("model.tflite", zipfile.ZIP_STORED),
+                                                              [ZIP, "entry model.tflite", "Bad CRC-32"]),
+    "zip cut in half": (truncate_zip, [ZIP, "truncated or corrupt"]),
+    "zip entry declaring more bytes than it holds": (declare_size("vocab.txt", +100),
+                                                      [ZIP, "entry vocab.txt", "declares"]),
+    "zip entry declaring fewer bytes than it holds": (declare_size("vocab.txt", -5),
+                                                       [ZIP, "entry vocab.txt", "Bad CRC-32"]),
+    "zip without manifest.json": (in_zip(delete("manifest.json")), [ZIP, "entry manifest.json", "missing"]),
+    "zip whose model.tflite is not a TFLite model (checksums match)": (
+        in_zip(model_bytes(lambda data: b"not a flatbuffer at all " * 40)),
+        [ZIP, "entry model.tflite", "not a TFLite model"]),
+    "zip whose vocab.json has tokenizer spec_version 7": (in_zip(vocab_json_spec(7)),
+                                                          [ZIP, "entry vocab.json", "spec_version is 7"]),
+    # the model
+    "model.tflite that is not a TFLite flatbuffer (checksums match)": (
+        model_bytes(lambda data: bytes(len(data))), ["model.tflite", "not a TFLite model"]),
+    "model.tflite cut in half (checksums match)": (model_bytes(lambda data: data[:len(data) // 2]),
+                                                   ["model.tflite", "not a TFLite model"]),
+    "model.tflite cut short (manifest not updated)": (cut_model_to_1000_bytes,
+                                                      ["model.tflite", "1,000 bytes, but manifest.json lists"]),
+    "model.tflite with flipped bytes (manifest not updated)": (flip_model_bytes,
+                                                               ["model.tflite", "sha256 does not match"]),
+    "model.tflite without a step signature": (edit_model(rename_signature),
+                                              ["model.tflite", "no signature 'step'", "walk"]),
+    "model.tflite whose step signature lacks a state input": (edit_model(rename_state_input),
+                                                              ["model.tflite", "hidden0", "inputs"]),
+    "model.tflite whose state sizes differ from the manifest": (edit_manifest(double_state_sizes),
+                                                                ["model.tflite", "input h0 is float32[1, 32]",
+                                                                 "float32[1, 64]"]),
+    "model.tflite with fewer outputs than the vocabulary has words": (one_more_word,
+                                                                      ["model.tflite", "log-probabilities"]),
+    "vocab.txt missing": (delete("vocab.txt"), ["vocab.txt", "missing"]),
+    # the tokenizer block
+    "manifest tokenizer spec_version 7": (put(7, "tokenizer", "spec_version"),
+                                          ["manifest.json", "tokenizer.spec_version is 7"]),
+    "manifest tokenizer options differ from vocab.json": (put(False, "tokenizer", "lowercase"),
+                                                          ["manifest.json", "field tokenizer", "vocab.json"]),
+    "manifest with an unknown tokenizer option": (put(True, "tokenizer", "stem"),
+                                                  ["manifest.json", "tokenizer.stem", "not an option"]),
+    "manifest without a tokenizer": (drop("tokenizer"), ["manifest.json", "field tokenizer is missing"]),
+    "vocab.json with tokenizer spec_version 7": (vocab_json_spec(7), ["vocab.json", "spec_version is 7"]),
+    # the manifest's structure
+    "manifest.json that is not JSON": (write_raw_manifest("{not json"), ["manifest.json", "not valid JSON"]),
+    "manifest.json that is a list": (write_raw_manifest("[]"), ["manifest.json", "expected a JSON object"]),
+    "manifest of another format_version": (put(2, "format_version"), ["manifest.json", "format_version 2"]),
+    "manifest without files": (drop("files"), ["manifest.json", "field files is missing"]),
+    "manifest file entry without sha256": (drop("files", "model.tflite", "sha256"),
+                                           ["manifest.json", "files.model.tflite.sha256 is missing"]),
+    "manifest file size that is not a number": (put("big", "files", "vocab.txt", "bytes"),
+                                                ["manifest.json", "files.vocab.txt.bytes must be"]),
+    "manifest listing a file a bundle does not hold": (put({"sha256": "0" * 64, "bytes": 1}, "files", "x.bin"),
+                                                       ["manifest.json", "files.x.bin"]),
+    "manifest without signature": (drop("signature"), ["manifest.json", "field signature is missing"]),
+    "manifest signature without states": (drop("signature", "states"),
+                                          ["manifest.json", "signature.states is missing"]),
+    "manifest signature with a state of size 0": (put(0, "signature", "states", 0, "size"),
+                                                  ["manifest.json", "signature.states[0].size must be"]),
+    "manifest vocabulary_size that is not a number": (put("30", "signature", "vocabulary_size"),
+                                                      ["manifest.json", "signature.vocabulary_size must be"]),
+    "manifest signature inputs that disagree with its states": (put([], "signature", "inputs"),
+                                                                ["manifest.json", "signature.inputs disagrees"]),
+    "manifest vocabulary_size that differs from vocab.txt": (
+        edit_manifest(lambda m: (m["signature"].update(vocabulary_size=m["signature"]["vocabulary_size"] + 1),
+                                 m["signature"]["outputs"][0].update(shape=[1, m["signature"]["vocabulary_size"]]))),
+        ["vocab.txt", "tokens, but manifest.json field signature.vocabulary_size is"]),
+    "manifest without quantization": (drop("quantization"), ["manifest.json", "field quantization is missing"]),
+    "manifest without special_ids": (drop("special_ids"), ["manifest.json", "field special_ids is missing"]),
+    "manifest special_ids that differ from vocab.json": (put({"<pad>": 1}, "special_ids"),
+                                                         ["manifest.json", "field special_ids", "vocab.json"]),
+    "manifest with an unknown sentence_context": (put("sometimes", "sentence_context"),
+                                                  ["manifest.json", "sentence_context"]),
+}
+COMMANDS = ("inspect", "suggest", "simulate")
+CASES = [(command, description) for description in BAD_BUNDLES for command in COMMANDS]
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "messages.txt"
+    path.write_text("see you at the station tomorrow\nthe train is late again\n")
+    return path
+
+
+def command_line(command, bundle, text_file):
+    if command == "inspect":
+        return ["inspect", str(bundle)]
+    if command == "suggest":
+        return ["suggest", str(bundle), "see you at the sta"]
+    return ["simulate", str(bundle), "--text", str(text_file)]
+
+
+def copy_of(toy_bundle, tmp_path):
+    target = tmp_path / "user bundle"  # a space: the path is quoted nowhere, named as is
+    shutil.copytree(toy_bundle, target)
+    return target
+
+
+@pytest.mark.parametrize("command, description", CASES, ids=[f"{c}: {d}" for c, d in CASES])
+def test_bad_bundle_is_one_error_line(command, description, toy_bundle, tmp_path, text_file, capfd):
+    damage, fragments = BAD_BUNDLES[description]
+    directory = copy_of(toy_bundle, tmp_path)
+    made = damage(directory)
+    path = made if isinstance(made, Path) else directory
+    assert (path.suffix == ".zip") == (ZIP in fragments)
+    capfd.readouterr()
+    assert main(command_line(command, path, text_file)) == 1
+    out, err = capfd.readouterr()  # file-descriptor level: LiteRT's C++ output would show here too
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kblm: error: "), err
+    assert "Traceback" not in err and "kblm-bundle-" not in err
+    assert str(path) in lines[0]
+    for fragment in fragments:
+        if fragment != ZIP:
+            assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("as_zip", [False, True], ids=["directory", "zip"])
+def test_the_intact_bundle_works(command, as_zip, toy_bundle, tmp_path, text_file, capfd):
+    """The baseline of the cases above: the undamaged copy passes every command."""
+    directory = copy_of(toy_bundle, tmp_path)
+    path = zipped(directory) if as_zip else directory
+    assert main(command_line(command, path, text_file)) == 0
+    out, err = capfd.readouterr()
+    assert out and "error" not in err and "XNNPACK" not in err
+    if command != "simulate":  # simulate draws a progress bar on stderr
+        assert err == ""
+
+
+def test_inspect_prints_what_an_export_without_metrics_records(toy_bundle, tmp_path, capsys):
+    directory = copy_of(toy_bundle, tmp_path)
+    manifest = read_manifest(directory)
+    for optional in ("metrics", "run", "ops", "parameters", "created", "model"):
+        manifest.pop(optional, None)
+    write_manifest(directory, manifest)
+    assert main(["inspect", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "checksums OK" in out and "metrics: not recorded" in out and "ops: not recorded" in out
+    assert "from run: not recorded" in out and "? parameters" in out
+
+
+def run_cli(args, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "KBLM_VERBOSE"}
+    environment.update(env)
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "keyboard_lm.cli", *args], capture_output=True, text=True,
+                          env=environment, cwd=REPO, timeout=300)
+
+
+def test_suggest_prints_only_its_own_lines(toy_bundle):
+    quiet = run_cli(["suggest", str(toy_bundle), "see you at the sta"])
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    assert quiet.stdout.splitlines() == [quiet.stdout.strip()] and quiet.stdout.startswith("completions of 'sta': [1]")
+    # LiteRT does print its line; the CLI keeps it off the console unless asked (--verbose).
+    verbose = run_cli(["suggest", str(toy_bundle), "see you at the sta"], KBLM_VERBOSE="1")
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+    assert "XNNPACK delegate" in verbose.stderr
+
+
+def test_the_library_keeps_litert_quiet_without_the_cli(toy_bundle):
+    """load_bundle + a step, as the harness and benchmarks use it (no CLI around it)."""
+    code = (f"from export.bundle import load_bundle; r = load_bundle({str(toy_bundle)!r}).runner(); "
+            "r.step(2); print('stepped')")
+
+    def run(**env):
+        environment = {k: v for k, v in os.environ.items() if k != "KBLM_VERBOSE"}
+        environment.update(env, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                              cwd=REPO, timeout=300)
+
+    quiet, verbose = run(), run(KBLM_VERBOSE="1")
+    assert quiet.returncode == verbose.returncode == 0
+    assert quiet.stdout == verbose.stdout == "stepped\n"
+    assert quiet.stderr == "" and "XNNPACK delegate" in verbose.stderr
+
+
+def test_a_bad_model_in_a_real_process_is_one_line(toy_bundle, tmp_path):
+    directory = copy_of(toy_bundle, tmp_path)
+    replace_file(directory, "model.tflite", b"\0" * 4096)
+    result = run_cli(["suggest", str(directory), "see you"])
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"kblm: error: {directory / 'model.tflite'}: not a TFLite model")
+
+
+def test_captured_native_output_is_replayed_when_the_block_fails(capfd):
+    with pytest.raises(RuntimeError):
+        with native_output_captured():
+            os.write(2, b"native: something went wrong\n")
+            raise RuntimeError("creation failed")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "native: something went wrong\nafter\n"
+    with native_output_captured() as captured:
+        os.write(1, b"chatter\n")
+    assert captured == ["chatter\n"] and capfd.readouterr() == ("", "")
+
+
+def test_load_bundle_hands_out_its_verifying_runner_once(toy_bundle):
+    """load_bundle runs the model once to check its signature; the first runner() reuses that
+    interpreter (no second load), later ones are new, each with its own state."""
+    bundle = load_bundle(toy_bundle)
+    verifying = bundle._spare
+    first, second = bundle.runner(), bundle.runner()
+    assert first is verifying and second is not verifying
+    assert (first.step(2) == second.step(2)).all()
