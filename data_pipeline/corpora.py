@@ -228,4 +228,31 @@ def load_corpus(spec, cache_dir=None, paragraphs=False, replace_bad_bytes=False)
         raise KblmError(f"unknown corpus {spec!r}; choose one of {sorted(PACKAGES)} or give a "
                         "path to a text file or directory")
     messages = read_messages(spec, paragraphs, replace_bad_bytes)
-    return Corpus(Path(spec).name, str(spec), seeded_split(messages))
+    splits = seeded_split(messages)
+    if not splits["train"]:  # one message: nothing to learn from (cheap to say before tokenizing)
+        raise KblmError(_too_few_messages(spec, len(messages), paragraphs))
+    return Corpus(Path(spec).name, str(spec), splits)
+
+
+def min_split_messages(fractions=USER_SPLIT_FRACTIONS):
+    """The fewest messages ``seeded_split`` turns into three non-empty splits (10 at 80/10/10)."""
+    n = 1
+    while min(int(n * fractions[0]), int(n * fractions[1]), n - int(n * fractions[0]) - int(n * fractions[1])) < 1:
+        n += 1
+    return n
+
+
+def _too_few_messages(source, count, paragraphs=False):
+    unit = "per blank-line-separated paragraph" if paragraphs else "per line"
+    fix = ("separate more paragraphs by blank lines, or drop --paragraphs for one message per line"
+           if paragraphs else "put one message per line (or separate paragraphs by blank lines and pass "
+           "--paragraphs where the command takes it)")
+    return (f"{source}: {count} message{'s' if count != 1 else ''} (one {unit}); the 80/10/10 "
+            f"train/valid/test split needs at least {min_split_messages()}; {fix}")
+
+
+def check_splits(corpus, needed=SPLITS, paragraphs=False):
+    """Refuses a corpus whose split left one of the ``needed`` splits empty, from the message
+    counts alone (before anything is tokenized): training needs train and valid, evaluation test."""
+    if any(not corpus.splits[s] for s in needed):
+        raise KblmError(_too_few_messages(corpus.source, sum(len(m) for m in corpus.splits.values()), paragraphs))

@@ -58,9 +58,12 @@ class PipelineConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise KblmError(f"pipeline mode must be one of {list(MODES)}; got {self.mode!r}")
-        if self.batch_size < 1 or self.sequence_length < 1:
-            raise KblmError(f"batch_size and sequence_length must be >= 1; got "
-                            f"{self.batch_size}, {self.sequence_length}")
+        # (keyboard_lm.config checks every field of a config read from JSON or flags, naming it;
+        # this guards configs built in code.)
+        for name in ("batch_size", "sequence_length", "shuffle_buffer"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise KblmError(f"pipeline {name}: expected an integer >= 1, got {value!r}")
 
     def bucket_boundaries(self):
         """Window lengths (sequence_length + 1 at most) padded up to these, minus one."""

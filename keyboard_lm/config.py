@@ -5,9 +5,11 @@ the Android app read the model part. Unknown keys are refused, never ignored.
 """
 import dataclasses
 import json
+import math
 
-from data_pipeline.dataset import PipelineConfig
+from data_pipeline.dataset import MODES, PipelineConfig
 from data_pipeline.errors import KblmError
+from data_pipeline.vocab import SPECIAL_TOKENS
 
 CELLS = ("lstm", "gru", "simple_rnn")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -94,15 +96,135 @@ def preset(name):
     return PRESETS[name]
 
 
-def _from_dict(cls, data, where):
+# -- checking settings from JSON, flags and run directories ----------------------------------
+# Every field of the three configs, with what it accepts. ``_from_dict`` checks each one
+# before a config is built (and so before any data is loaded): --config files, flags and a
+# run's config.json all go through it, and an error names the field and the value.
+
+MAX_SIZE = 65_536  # widest embedding / recurrent layer accepted (the server preset uses 1,024)
+MAX_SEED = 2**32 - 1  # numpy's seed range (keras.utils.set_random_seed)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _integer(low, high=None, optional=False):
+    def check(value):
+        if value is None and optional:
+            return None
+        if _is_int(value) and value >= low and (high is None or value <= high):
+            return None
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        return f"an integer {bound}" + (" or null" if optional else "")
+    return check
+
+
+def _number(low, inclusive=True, high=None, optional=False):
+    def check(value):
+        if value is None and optional:
+            return None
+        if (_is_number(value) and (value >= low if inclusive else value > low)
+                and (high is None or value < high)):
+            return None
+        bound = (f"in [{low}, {high})" if high is not None
+                 else f"{'>=' if inclusive else '>'} {low}")
+        return f"a number {bound}" + (" or null" if optional else "")
+    return check
+
+
+def _choice(allowed):
+    def check(value):
+        return None if isinstance(value, str) and value in allowed else f"one of {list(allowed)}"
+    return check
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _sizes(value):
+    if (isinstance(value, (list, tuple)) and value
+            and all(_is_int(u) and 1 <= u <= MAX_SIZE for u in value)):
+        return None
+    return f"a non-empty list of integers in [1, {MAX_SIZE}]"
+
+
+def _pipeline(value):
+    return None if isinstance(value, (dict, PipelineConfig)) else "an object"
+
+
+CHECKS = {
+    ModelConfig: {
+        "vocabulary_size": _integer(len(SPECIAL_TOKENS) + 1),  # the specials and at least one word
+        "embedding_dim": _integer(1, MAX_SIZE),
+        "rnn_units": _sizes,
+        "cell": _choice(CELLS),
+        "dropout": _number(0, high=1),
+        "tie_weights": _boolean,
+    },
+    TrainConfig: {
+        "epochs": _integer(1),
+        "max_minutes": _number(0, inclusive=False, optional=True),
+        "optimizer": _choice(OPTIMIZERS),
+        "learning_rate": _number(0, inclusive=False),
+        "weight_decay": _number(0),
+        "clip_norm": _number(0, inclusive=False),
+        "schedule": _choice(SCHEDULES),
+        "warmup_steps": _integer(0),
+        "early_stopping_patience": _integer(0),
+        "precision": _choice(PRECISIONS),
+        "jit_compile": _boolean,
+        "strategy": _choice(STRATEGIES),
+        "seed": _integer(0, MAX_SEED),
+        "steps_per_epoch": _integer(1, optional=True),
+        "validation_steps": _integer(1, optional=True),
+        "pipeline": _pipeline,
+    },
+    PipelineConfig: {
+        "mode": _choice(MODES),
+        "batch_size": _integer(1),
+        "sequence_length": _integer(1),
+        "bucket_by_length": _boolean,
+        "shuffle_buffer": _integer(1),
+        "cache": _boolean,
+        "seed": _integer(0, MAX_SEED),
+    },
+}
+
+
+def check_value(cls, field, value, where):
+    """Raises a one-line KblmError ``WHERE: expected ..., got VALUE`` if ``field`` refuses ``value``."""
+    expected = CHECKS[cls][field](value)
+    if expected is not None:
+        raise KblmError(f"{where}: expected {expected}, got {value!r}")
+
+
+def check_fields(cls, data, where):
+    """Checks the fields present in ``data`` (a partial or whole config as a dict): an object,
+    known keys only, each value of the right type and range. Errors read ``WHERE.FIELD: ...``."""
     if not isinstance(data, dict):
-        raise KblmError(f"{where}: expected an object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+        raise KblmError(f"{where}: expected an object, got {data!r}")
+    fields = CHECKS[cls]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise KblmError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    for field, value in data.items():
+        if cls is TrainConfig and field == "pipeline" and isinstance(value, dict):
+            check_fields(PipelineConfig, value, f"{where}.pipeline")
+        else:
+            check_value(cls, field, value, f"{where}.{field}")
+
+
+def _from_dict(cls, data, where):
+    check_fields(cls, data, where)
     values = dict(data)
-    if cls is TrainConfig and "pipeline" in values:
+    if cls is TrainConfig and isinstance(values.get("pipeline"), dict):
         values["pipeline"] = _from_dict(PipelineConfig, values["pipeline"], f"{where}.pipeline")
     try:
         return cls(**values)

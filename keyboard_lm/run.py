@@ -5,7 +5,9 @@
       vocab/             vocab.txt + vocab.json (built from the train split)
       best.keras         the best model so far (valid perplexity), written atomically
       best.json          its epoch and metrics
-      backup/            BackupAndRestore state while training (removed when done)
+      backup/            BackupAndRestore state while training
+      last/              that state after the last epoch of a run that ended by its epochs or its
+                         time (not kept after early stopping): ``--resume --epochs N`` continues it
       logs/train.csv     per-epoch metrics; logs/tensorboard/
       curves.png         the training curves
       metrics.json       the outcome: best valid metrics, throughput, wall time, status
@@ -32,6 +34,7 @@ class RunPaths:
         self.best_model = self.root / "best.keras"
         self.best_record = self.root / "best.json"
         self.backup = self.root / "backup"
+        self.last = self.root / "last"
         self.csv_log = self.root / "logs" / "train.csv"
         self.tensorboard = self.root / "logs" / "tensorboard"
         self.curves = self.root / "curves.png"
@@ -55,12 +58,23 @@ def load_run_config(run_dir):
     if not paths.root.is_dir():
         raise KblmError(f"{paths.root}: no such run directory")
     raw = read_json(paths.config, "a run holds config.json; was it made by `kblm train`?")
+    if not isinstance(raw, dict):
+        raise KblmError(f"{paths.config}: expected a JSON object, got {type(raw).__name__}")
     if raw.get("format_version") != RUN_FORMAT_VERSION:
         raise KblmError(f"{paths.config}: format_version {raw.get('format_version')!r}, "
                         f"expected {RUN_FORMAT_VERSION}")
     model = model_config_from_dict(raw.get("model", {}), f"{paths.config}: model")
     train = train_config_from_dict(raw.get("train", {}), f"{paths.config}: train")
     return model, train, raw
+
+
+def run_field(raw, paths, section, key):
+    """``raw[section][key]`` of a run's config.json, or a one-line error naming it."""
+    value = raw.get(section)
+    if not isinstance(value, dict) or not isinstance(value.get(key), str):
+        raise KblmError(f"{paths.config}: {section}.{key}: expected a string, got "
+                        f"{value.get(key) if isinstance(value, dict) else value!r}")
+    return value[key]
 
 
 def load_run_vocabulary(run_dir, model_config):

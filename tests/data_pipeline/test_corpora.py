@@ -118,3 +118,27 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("KBLM_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert corpora.default_cache_dir() == tmp_path / "xdg" / "keyboard-lm"
+
+
+def test_user_text_too_few_messages_to_split_says_why_before_tokenizing(tmp_path):
+    """One long line is one message: the 80/10/10 split cannot fill valid and test. load_corpus
+    says so from the message count, before anything is tokenized (issue 16)."""
+    path = tmp_path / "one_line.txt"
+    path.write_text("word " * 2_000_000 + "\n", encoding="utf-8")
+    with pytest.raises(KblmError) as error:
+        corpora.load_corpus(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: 1 message (one per line); the 80/10/10 train/valid/test split needs at "
+                              "least 10; put one message per line") and "\n" not in message
+    paragraphs = tmp_path / "paragraphs.txt"
+    paragraphs.write_text("one\nparagraph\n", encoding="utf-8")
+    with pytest.raises(KblmError, match=r"1 message \(one per blank-line-separated paragraph\).*at least 10"):
+        corpora.load_corpus(str(paragraphs), paragraphs=True)
+    nine = tmp_path / "nine.txt"
+    nine.write_text("see you\n" * 9, encoding="utf-8")  # splits 7 / 0 / 2: fine for a vocabulary, not to train
+    with pytest.raises(KblmError, match="nine.txt: 9 messages .* needs at least 10"):
+        corpora.check_splits(corpora.load_corpus(str(nine)))
+    nine.write_text("see you\n" * 10, encoding="utf-8")  # the fewest that split
+    corpus = corpora.load_corpus(str(nine))
+    corpora.check_splits(corpus)
+    assert [len(corpus.splits[s]) for s in corpora.SPLITS] == [8, 1, 1] and corpora.min_split_messages() == 10
