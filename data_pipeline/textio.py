@@ -23,7 +23,8 @@ def atomic_write_bytes(path, data):
     """Writes ``data`` to ``path`` through a temp file + rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:
@@ -41,6 +42,57 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _temp_prefix(path):
+    """Temp names carry the pid, so a later run can tell a dead run's leftovers from a live one's."""
+    return f".{Path(path).name}.kblm-{os.getpid()}-"
+
+
+def remove_stale_temporaries(path):
+    """Removes the temp files/directories a killed run (its pid gone) left next to ``path``.
+
+    Only names this module makes (``.NAME.kblm-PID-*.tmp``) are touched, never anything else."""
+    path = Path(path)
+    remove_dead_process_leftovers(path.parent, f".{path.name}.kblm-")
+
+
+def remove_dead_process_leftovers(directory, prefix):
+    """Removes ``directory/PREFIX<pid>-*`` entries whose process no longer runs (killed runs'
+    temporaries: a SIGKILL runs no cleanup)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for leftover in directory.glob(f"{glob_escape(prefix)}*-*"):
+        pid = leftover.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+def temporary_directory(prefix):
+    """A ``tempfile.TemporaryDirectory`` named ``PREFIX<pid>-…`` in the system temp folder, after
+    removing the ones killed processes left there."""
+    remove_dead_process_leftovers(tempfile.gettempdir(), prefix)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-")
+
+
+def glob_escape(name):
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yields a temp directory that becomes ``path`` only if the block succeeds.
@@ -49,13 +101,13 @@ def atomic_directory(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual directory mode
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(f"{tmp}.old.tmp")  # a name only this run uses
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -101,3 +153,137 @@ def read_text(path, replace_bad_bytes=False):
     except OSError as e:
         raise KblmError(f"{path}: cannot read ({e.strerror})") from None
     return decode_utf8(data, path, replace_bad_bytes)
+
+
+# -- outputs: never replace what the command did not make --------------------------------
+
+def _nearest_existing(path):
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path, what="output"):
+    """Fails early, in one line, if ``path`` could not be written (before any work is done)."""
+    path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise KblmError(f"{path}: not a regular file or directory; cannot write the {what} there")
+    parent = _nearest_existing(path.parent)
+    if not parent.is_dir():
+        raise KblmError(f"{path}: {parent} is a file, not a directory; cannot write the {what} there")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".kblm-write-probe-", suffix=".tmp")
+    except OSError as e:
+        raise KblmError(f"{path}: cannot write the {what} in {parent} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def is_empty_directory(path):
+    path = Path(path)
+    return path.is_dir() and not any(path.iterdir())
+
+
+def check_output(path, kind, overwrite=False, flag="--overwrite"):
+    """Refuses, in one line, an existing ``path`` that is not this kind of keyboard-lm output.
+
+    ``kind`` is a name of ``OUTPUT_KINDS``: a check that the existing path is the same
+    command's own earlier output (then it may be replaced, as re-running a command does). A
+    missing path or an empty directory is fine; anything else needs ``overwrite`` (the
+    command's ``--overwrite`` flag). Also checks that the path can be written at all."""
+    path = Path(path)
+    description, is_own, wants_dir = OUTPUT_KINDS[kind]
+    if path.exists() or path.is_symlink():
+        if path.is_dir() != wants_dir and not (wants_dir and is_empty_directory(path)):
+            raise KblmError(f"{path}: is {'a file, not a directory' if wants_dir else 'a directory, not a file'}; "
+                            f"cannot write the {description} there")
+        if not overwrite and not (is_empty_directory(path) or _empty_file(path) or is_own(path)):
+            raise KblmError(f"{path}: exists and is not a {description} made by kblm; refusing to "
+                            f"replace it (choose another path, or pass {flag} to replace it)")
+    check_writable(path, description)
+
+
+def _empty_file(path):
+    return path.is_file() and path.stat().st_size == 0
+
+
+def _is_json(path):
+    import json
+
+    try:
+        json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _is_png(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def _only(path, names):
+    return {entry.name for entry in Path(path).iterdir()} <= set(names)
+
+
+def _is_vocabulary(path):
+    """vocab.txt/vocab.json alone, and not a run's vocab/ (a run needs the vocabulary it trained with)."""
+    path = Path(path)
+    return _only(path, ("vocab.txt", "vocab.json")) and _is_json(path / "vocab.json") and \
+        not (path.parent / "config.json").exists()
+
+
+def _is_bundle(path):
+    import json
+
+    path = Path(path)
+    if not _only(path, ("model.tflite", "vocab.txt", "vocab.json", "manifest.json")):
+        return False
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest
+
+
+def _is_bundle_zip(path):
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return "manifest.json" in names and names <= {"model.tflite", "vocab.txt", "vocab.json", "manifest.json"}
+
+
+def _is_personalized_run(path):
+    import json
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "personalization" in config
+
+
+def _is_personalization_batch(path):
+    path = Path(path)
+    # (an interrupted batch has user runs but no summary yet: it resumes)
+    return all(entry.name.startswith(".") or entry.name in ("summary.json", "summary.md") or
+               _is_personalized_run(entry) for entry in path.iterdir())
+
+
+OUTPUT_KINDS = {  # kind: (what it is, "is this the command's own earlier output?", a directory?)
+    "json": ("JSON report", _is_json, False),
+    "png": ("PNG image", _is_png, False),
+    "vocabulary": ("vocabulary directory", _is_vocabulary, True),
+    "bundle": ("bundle directory", _is_bundle, True),
+    "bundle_zip": ("bundle .zip", _is_bundle_zip, False),
+    "personalized_run": ("personalized run directory", _is_personalized_run, True),
+    "personalization_batch": ("directory of personalized runs", _is_personalization_batch, True),
+}

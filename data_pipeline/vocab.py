@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from data_pipeline.progress import progress as tqdm
 
 from data_pipeline.errors import KblmError
 from data_pipeline.textio import atomic_write_text

@@ -17,12 +17,11 @@ Modes (measured on the mobile preset, 10k vocabulary, 1.36M parameters):
   ("Mismatch between number of weight maxs and channels"; upstream reports 16x8 failing
   for LSTMs); randomly initialised ones convert but run ~10x slower than int8.
 """
-import tempfile
-
 import numpy as np
 import tensorflow as tf
 
 from data_pipeline.errors import KblmError
+from data_pipeline.textio import temporary_directory
 
 MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "WHILE", "CUSTOM", "FLEX")
@@ -37,7 +36,7 @@ def check_mode(mode):
 def convert(step_model, mode, representative=None):
     """StepModel -> .tflite bytes in ``mode``; ``representative`` feeds int8/int16x8 calibration."""
     check_mode(mode)
-    with tempfile.TemporaryDirectory() as saved:
+    with temporary_directory("kblm-convert-") as saved:  # TensorFlow's SavedModel copy
         tf.saved_model.save(step_model, saved, signatures={"step": step_model.step.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["step"])
         converter.experimental_enable_resource_variables = False  # fail loudly, never keep variables

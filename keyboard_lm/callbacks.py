@@ -74,3 +74,59 @@ def run_callbacks(paths, config, model_config, resume, title):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             MONITOR, mode="min", factor=0.5, patience=0, min_lr=config.learning_rate / 64, verbose=1))
     return callbacks
+
+
+class PlainProgress(keras.callbacks.Callback):
+    """Training progress as plain lines, for logs and pipes.
+
+    Keras's progress bar redraws itself with backspaces and colour codes even when the output
+    is a file (it counts any POSIX system as a terminal), which leaves lines of 200,000+
+    characters in a log. This prints one line at most every ``interval`` seconds and one at
+    each epoch's end."""
+
+    def __init__(self, interval=30.0, stream=None):
+        super().__init__()
+        self.interval, self.stream = interval, stream
+
+    def _print(self, text):
+        import sys
+
+        print(text, file=self.stream or sys.stdout, flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self.epoch, self.started = epoch, time.monotonic()
+        self.last = self.started
+
+    def on_train_batch_end(self, batch, logs=None):
+        import time
+
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            steps = self.params.get("steps")
+            self._print(f"epoch {self.epoch + 1}/{self.params.get('epochs')}: step {batch + 1}"
+                        f"{f'/{steps}' if steps else ''}, {now - self.started:.0f} s" + _format_logs(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        self._print(f"epoch {epoch + 1}/{self.params.get('epochs')} done in "
+                    f"{time.monotonic() - self.started:.0f} s" + _format_logs(logs))
+
+
+def _format_logs(logs):
+    return "".join(f", {k} {float(v):.4g}" for k, v in (logs or {}).items())
+
+
+def progress_options(progress, interval=30.0):
+    """``CallbackList`` keyword arguments and extra callbacks for the progress display:
+    Keras's bar on a terminal, ``PlainProgress`` lines elsewhere, nothing if not ``progress``."""
+    import sys
+
+    if not progress:
+        return {"add_progbar": False, "verbose": 0}, []
+    if sys.stdout.isatty():
+        return {"add_progbar": True, "verbose": 1}, []
+    return {"add_progbar": False, "verbose": 0}, [PlainProgress(interval)]

@@ -5,10 +5,48 @@ TensorFlow is imported lazily, inside the commands that need it.
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 from data_pipeline.errors import KblmError
+from keyboard_lm.quiet import quiet_native_output
+
+
+def _number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: ``kind`` (int/float) within [low, high] (open ends where asked), so
+    nonsense is refused before any data is loaded."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            lo = "" if low is None else f"{'(' if low_open else '['}{low}"
+            hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+            where = (f"in {lo}, {hi}" if low is not None and high is not None else
+                     f"{'>' if low_open else '>='} {low}" if low is not None else f"{'<' if high_open else '<='} {high}")
+            raise argparse.ArgumentTypeError(f"must be {where}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+NON_NEGATIVE_INT = _number(int, 0)
+POSITIVE = _number(float, 0, low_open=True)
+NON_NEGATIVE = _number(float, 0)
+FRACTION = _number(float, 0, 1, high_open=True)  # [0, 1)
+
+
+def _add_overwrite(parser, what):
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} even if it is not kblm's own earlier output")
 
 
 def _add_corpus_arguments(parser):
@@ -22,9 +60,9 @@ def _add_corpus_arguments(parser):
 
 
 def _add_vocabulary_arguments(parser):
-    parser.add_argument("--vocab-size", type=int, default=10_000,
+    parser.add_argument("--vocab-size", type=_number(int, 5), default=10_000,
                         help="vocabulary cap, special tokens included (default 10000)")
-    parser.add_argument("--min-count", type=int, default=1,
+    parser.add_argument("--min-count", type=POSITIVE_INT, default=1,
                         help="drop tokens seen fewer times in the train split (default 1)")
     parser.add_argument("--bengio", action="store_true",
                         help="Bengio et al. 2003 protocol: case kept, tokens seen <= 3 times in "
@@ -37,6 +75,14 @@ def _load_corpus(args):
     from data_pipeline.corpora import load_corpus
 
     return load_corpus(args.corpus, args.cache_dir, args.paragraphs, args.replace_bad_bytes)
+
+
+def _check_output(path, kind, args):
+    """Refuses an existing output that is not this command's own earlier output (see textio)."""
+    from data_pipeline.textio import check_output
+
+    if path is not None:
+        check_output(path, kind, getattr(args, "overwrite", False))
 
 
 def _vocabulary_options(args):
@@ -59,6 +105,7 @@ def cmd_data_fetch(args):
 def cmd_data_vocab(args):
     from data_pipeline.vocab import build_vocabulary
 
+    _check_output(args.out, "vocabulary", args)
     corpus = _load_corpus(args)
     vocab_options, tokenizer_options = _vocabulary_options(args)
     vocab = build_vocabulary(corpus, vocab_options, tokenizer_options)
@@ -72,6 +119,8 @@ def cmd_data_stats(args):
     from data_pipeline.textio import atomic_write_text
     from data_pipeline.vocab import Vocabulary, build_vocabulary, count_splits
 
+    _check_output(args.json, "json", args)
+    _check_output(args.plot, "png", args)
     corpus = _load_corpus(args)
     vocab_options, tokenizer_options = _vocabulary_options(args)
     if args.vocab:
@@ -95,32 +144,49 @@ def cmd_data_stats(args):
 
 
 def _overrides(args):
-    """Model and train overrides from --config and the flags (flags win)."""
+    """Model and train overrides from --config and the flags (flags win), every value checked
+    (type and range) before any data is loaded; an error names the file or flag and the field."""
+    from keyboard_lm.config import ModelConfig, PipelineConfig, TrainConfig, check_fields, check_value
     from keyboard_lm.run import read_json
 
     model, train = {}, {}
     if args.config:
         raw = read_json(args.config, "a JSON object with 'model' and/or 'train'")
+        where = f"--config {args.config}"
+        if not isinstance(raw, dict):
+            raise KblmError(f"{where}: expected a JSON object with 'model' and/or 'train', got {raw!r:.60}")
         unknown = sorted(set(raw) - {"model", "train"})
         if unknown:
-            raise KblmError(f"{args.config}: unknown key(s) {unknown}; valid keys are ['model', 'train']")
+            raise KblmError(f"{where}: unknown key(s) {unknown}; valid keys are ['model', 'train']")
+        check_fields(ModelConfig, raw.get("model", {}), f"{where}: model")
+        check_fields(TrainConfig, raw.get("train", {}), f"{where}: train")
+        if "vocabulary_size" in raw.get("model", {}):
+            raise KblmError(f"{where}: model.vocabulary_size: set from the vocabulary; use --vocab-size")
         model, train = dict(raw.get("model", {})), dict(raw.get("train", {}))
     pipeline = dict(train.pop("pipeline", {}))
-    for flag, key in (("embedding_dim", "embedding_dim"), ("cell", "cell"), ("dropout", "dropout")):
-        if getattr(args, flag) is not None:
-            model[key] = getattr(args, flag)
-    if args.rnn_units:
-        model["rnn_units"] = [int(u) for u in args.rnn_units.split(",")]
+    for key in ("embedding_dim", "cell", "dropout"):
+        if getattr(args, key) is not None:
+            check_value(ModelConfig, key, getattr(args, key), "--" + key.replace("_", "-"))
+            model[key] = getattr(args, key)
+    if args.rnn_units is not None:
+        try:
+            units = [int(u) for u in args.rnn_units.split(",")]
+        except ValueError:
+            units = args.rnn_units
+        check_value(ModelConfig, "rnn_units", units, "--rnn-units")
+        model["rnn_units"] = units
     if args.untie:
         model["tie_weights"] = False
     for key in ("epochs", "max_minutes", "optimizer", "learning_rate", "clip_norm", "schedule",
                 "precision", "strategy", "seed", "steps_per_epoch"):
         if getattr(args, key) is not None:
+            check_value(TrainConfig, key, getattr(args, key), "--" + key.replace("_", "-"))
             train[key] = getattr(args, key)
     if args.jit_compile:
         train["jit_compile"] = True
     for key in ("mode", "batch_size", "sequence_length"):
         if getattr(args, key) is not None:
+            check_value(PipelineConfig, key, getattr(args, key), "--" + key.replace("_", "-"))
             pipeline[key] = getattr(args, key)
     if args.dry_run:  # one tiny epoch of two batches: checks the whole path in seconds
         train.update(epochs=1, steps_per_epoch=2, validation_steps=2)
@@ -129,12 +195,40 @@ def _overrides(args):
 
 
 def cmd_train(args):
-    from keyboard_lm.train import train
+    from keyboard_lm.train import RESUMABLE, train
 
+    # Flags left at None (or False) were not given: --resume refuses any but the budget.
+    given = {"--corpus": args.corpus is not None, "--preset": args.preset is not None,
+             "--config": args.config is not None, "--dry-run": args.dry_run, "--untie": args.untie,
+             "--jit-compile": args.jit_compile, "--bengio": args.bengio, "--no-lowercase": args.no_lowercase,
+             "--vocab-size": args.vocab_size is not None, "--min-count": args.min_count is not None,
+             "--paragraphs": args.paragraphs, "--replace-bad-bytes": args.replace_bad_bytes,
+             **{"--" + key.replace("_", "-"): getattr(args, key) is not None
+                for key in ("embedding_dim", "rnn_units", "cell", "dropout", "optimizer", "learning_rate",
+                            "clip_norm", "schedule", "precision", "strategy", "seed", "steps_per_epoch",
+                            "mode", "batch_size", "sequence_length")}}
+    if args.resume:
+        fixed = [flag for flag, on in given.items() if on]
+        if fixed:
+            raise KblmError(f"{fixed[0]}: cannot change when resuming {args.out} (its model, vocabulary, corpus "
+                            "and batches are fixed); only --epochs and --max-minutes can be given with --resume")
+    for flag in ("--paragraphs", "--replace-bad-bytes"):  # evaluate and export re-read the corpus per line
+        if given[flag]:
+            raise KblmError(f"{flag}: not supported by kblm train yet; give it text with one message per line")
+    args.vocab_size = 10_000 if args.vocab_size is None else args.vocab_size
+    args.min_count = 1 if args.min_count is None else args.min_count
     vocab_options, tokenizer_options = _vocabulary_options(args)
     model, train_overrides = _overrides(args)
-    metrics = train(args.out, args.corpus, "tiny" if args.dry_run else args.preset, model,
-                    train_overrides, vocab_options, tokenizer_options, args.resume, args.cache_dir)
+    if args.resume:
+        train_overrides = {k: v for k, v in train_overrides.items() if k in RESUMABLE}
+    else:  # before any data is loaded: a path that cannot hold a run is one line now, not later
+        from data_pipeline.textio import check_writable
+
+        if args.out.exists() and not args.out.is_dir():
+            raise KblmError(f"{args.out}: is a file, not a directory; cannot make the run there")
+        check_writable(args.out, "run directory")
+    metrics = train(args.out, args.corpus or "brown", "tiny" if args.dry_run else args.preset or "mobile",
+                    model, train_overrides, vocab_options, tokenizer_options, args.resume, args.cache_dir)
     best = metrics.get("best") or {}
     print(f"{args.out}: {metrics['status']}; best epoch {best.get('epoch')}: valid perplexity "
           f"{best.get('val_perplexity', float('nan')):.1f}, top-1 {best.get('val_top1', 0):.1%}, "
@@ -144,6 +238,7 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from keyboard_lm.evaluate import evaluate_run
 
+    _check_output(args.json, "json", args)
     result = evaluate_run(args.run, args.split, args.mode, args.batch_size, args.cache_dir,
                           args.max_batches)
     print(json.dumps(result, indent=2))
@@ -154,8 +249,14 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
+    from export.bundle import zip_path
     from export.exporter import export_run
 
+    if args.out.resolve() == args.run.resolve() or args.run.resolve() in args.out.resolve().parents:
+        raise KblmError(f"{args.out}: is inside the run {args.run}; write the bundle somewhere else")
+    _check_output(args.out, "bundle", args)
+    if args.zip:
+        _check_output(zip_path(args.out), "bundle_zip", args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
                           args.sample_messages, args.cache_dir)
     metrics = manifest["metrics"]
@@ -164,8 +265,6 @@ def cmd_export(args):
           f"{metrics['tflite']['top3']:.2%} (TFLite), perplexity "
           f"{metrics['keras_float32']['perplexity']:.1f} -> {metrics['tflite']['perplexity']:.1f}")
     if args.zip:
-        from export.bundle import zip_path
-
         print(f"wrote {zip_path(args.out)}")
 
 
@@ -185,9 +284,10 @@ def cmd_personalize(args):
         general_limit=args.general_limit, ksr_limit=args.ksr_limit,
         quantize=None if args.quantize == "none" else args.quantize,
         quantize_fallback=None if args.quantize_fallback == "none" else args.quantize_fallback,
-        threads=args.threads, seed=args.seed)
+        threads=args.threads, seed=args.seed, paragraphs=args.paragraphs, replace_bad_bytes=args.replace_bad_bytes)
     if (args.texts is None) == (args.users is None):
         raise KblmError("give one user's text with --texts FILE_OR_DIR, or many users with --users DIR")
+    _check_output(args.out, "personalized_run" if args.texts is not None else "personalization_batch", args)
     if args.texts is not None:
         report = personalize(args.base, args.texts, args.out, options, args.eval_texts, args.general,
                              cache_dir=args.cache_dir)
@@ -215,30 +315,35 @@ def _add_personalize_parser(commands):
     p.add_argument("--eval-texts", type=Path, help="the user's text to report on (default: the held-out slice)")
     p.add_argument("--general", help="general text for the forgetting check: a corpus name or file "
                                      "(default: the base corpus's test split)")
-    p.add_argument("--general-limit", type=int, default=d.general_limit, help="general messages used")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (epochs)")
-    p.add_argument("--anchor", type=float, default=d.anchor, help="L2 penalty toward the base weights (0: off)")
+    p.add_argument("--general-limit", type=POSITIVE_INT, default=d.general_limit, help="general messages used")
+    p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
+    p.add_argument("--learning-rate", type=POSITIVE, default=d.learning_rate)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size)
+    p.add_argument("--patience", type=NON_NEGATIVE_INT, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--anchor", type=NON_NEGATIVE, default=d.anchor, help="L2 penalty toward the base weights (0: off)")
     p.add_argument("--freeze", choices=FREEZE, default=d.freeze,
                    help="embedding: freeze the embedding and (tied) output; all-but-last: train only the last RNN")
-    p.add_argument("--dropout", type=float, default=d.dropout,
+    p.add_argument("--dropout", type=FRACTION, default=d.dropout,
                    help="dropout rate while fine-tuning (default: the base model's)")
     p.add_argument("--final-pass", action=argparse.BooleanOptionalAction, default=d.final_pass,
                    help="after early stopping, train one more epoch on all the user's text, held-out slice "
                         "included (skipped if the base was kept or --max-minutes is spent)")
-    p.add_argument("--holdout", type=float, default=d.holdout, help="share of the user's messages held out")
-    p.add_argument("--max-minutes", type=float, help="time budget of the fine-tune")
-    p.add_argument("--ksr-limit", type=int, default=d.ksr_limit,
+    p.add_argument("--holdout", type=_number(float, 0, 0.5, True, True), default=d.holdout, help="share of the user's messages held out")
+    p.add_argument("--max-minutes", type=POSITIVE, help="time budget of the fine-tune")
+    p.add_argument("--ksr-limit", type=NON_NEGATIVE_INT, default=d.ksr_limit,
                    help="user messages replayed through the harness for KSR (0: skip)")
     p.add_argument("--quantize", default=d.quantize, help="bundle to export (none: skip the export)")
     p.add_argument("--quantize-fallback", default=d.quantize_fallback,
                    help="exported instead when --quantize loses more than 1%% relative top-3 (none: fail)")
-    p.add_argument("--jobs", type=int, default=1, help="users personalized in parallel processes")
-    p.add_argument("--threads", type=int, help="TensorFlow threads per process (default: cores / jobs)")
+    p.add_argument("--jobs", type=POSITIVE_INT, default=1, help="users personalized in parallel processes")
+    p.add_argument("--threads", type=POSITIVE_INT, help="TensorFlow threads per process (default: cores / jobs)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--paragraphs", action="store_true",
+                   help="the user's text: one message per blank-line-separated paragraph, not per line")
+    p.add_argument("--replace-bad-bytes", action="store_true",
+                   help="the user's text: replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    _add_overwrite(p, "--out")
     p.set_defaults(func=cmd_personalize)
 
 
@@ -250,11 +355,12 @@ def _add_export_parsers(commands):
     p.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     p.add_argument("--zip", action="store_true", help="also write OUT.zip")
     p.add_argument("--force", action="store_true", help="export even if quality drops past the tolerance")
-    p.add_argument("--tolerance", type=float, default=0.01,
+    p.add_argument("--tolerance", type=_number(float, 0, 1), default=0.01,
                    help="largest relative top-3 loss accepted (default 0.01 = 1%%)")
-    p.add_argument("--sample-messages", type=int, default=300,
+    p.add_argument("--sample-messages", type=POSITIVE_INT, default=300,
                    help="held-out test messages the export is measured on (default 300)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
+    _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("inspect", help="print a bundle's manifest, ops and sizes; verify checksums")
@@ -313,18 +419,20 @@ def cmd_type(args):
     run(_engine(args))
 
 
-def _read_lines(path, limit):
+def _read_lines(path, limit, paragraphs=False, replace_bad_bytes=False):
     from data_pipeline.corpora import read_messages
 
-    messages = read_messages(path)
+    messages = read_messages(path, paragraphs, replace_bad_bytes)
     return messages[:limit] if limit else messages
 
 
 def cmd_simulate(args):
     from keyboard_lm.simulator import EnginePredictor, format_report, simulate
 
+    _check_output(args.json, "json", args)
+    _check_output(args.cache_save, "json", args)
     if args.text:
-        messages = _read_lines(args.text, args.limit)
+        messages = _read_lines(args.text, args.limit, args.paragraphs, args.replace_bad_bytes)
     elif args.corpus:
         from data_pipeline.corpora import load_corpus
 
@@ -353,6 +461,7 @@ def cmd_simulate(args):
 def cmd_trace(args):
     from keyboard_lm.traces import record, write_traces
 
+    _check_output(args.out, "json", args)
     engine = _engine(args)
     scripts = _read_lines(args.keys, None)
     prime = (args.opening, args.opening_learned) if args.opening else None
@@ -379,11 +488,16 @@ def _add_harness_parsers(commands):
     p.add_argument("--text", type=Path, help="UTF-8 text, one message per line")
     p.add_argument("--corpus", help="or a corpus (brown, nlp-corpus, a path) and --split")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="with --corpus (default test)")
-    p.add_argument("--limit", type=int, help="only the first N messages")
+    p.add_argument("--limit", type=POSITIVE_INT, help="only the first N messages")
+    p.add_argument("--paragraphs", action="store_true",
+                   help="--text: one message per blank-line-separated paragraph, not per line")
+    p.add_argument("--replace-bad-bytes", action="store_true",
+                   help="--text: replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.add_argument("--presage-train", help="also run Presage, trained on this corpus's train split "
                                            "(brown, nlp-corpus or a text file)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus and Presage cache directory")
     p.add_argument("--json", type=Path, help="also write the reports here")
+    _add_overwrite(p, "--json and --cache-save")
     _add_engine_options(p, prime=True)
     p.set_defaults(func=cmd_simulate)
 
@@ -393,6 +507,7 @@ def _add_harness_parsers(commands):
                    help="one key script per line (\\b backspace, \\t1-\\t3 tap, \\x1b reset)")
     p.add_argument("--escapes", action="store_true", help="interpret backslash escapes in the scripts")
     p.add_argument("--out", type=Path, required=True, help="trace JSON to write")
+    _add_overwrite(p, "--out")
     p.add_argument("--opening", help="the text each trace's field opens with (default: empty)")
     p.add_argument("--opening-learned", action="store_true",
                    help="the personal cache learns the opening text (by default it does not)")
@@ -434,21 +549,23 @@ def _add_train_parser(commands):
     g.add_argument("--mode", choices=["message", "stream"], help="padded messages or a BPTT stream")
     g.add_argument("--batch-size", type=int, help="global batch size")
     g.add_argument("--sequence-length", type=int, help="window (message) or BPTT length (stream)")
-    p.set_defaults(func=cmd_train)
+    # None = not given (cmd_train applies these defaults), so --resume can tell what was given
+    p.set_defaults(func=cmd_train, corpus=None, preset=None, vocab_size=None, min_count=None)
 
     p = commands.add_parser("evaluate", help="perplexity and top-1/top-3 of a run on a split")
     p.add_argument("run", type=Path, help="run directory made by kblm train")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split (default test)")
     p.add_argument("--mode", choices=["message", "stream"], help="default: the run's training mode")
-    p.add_argument("--batch-size", type=int, help="default: the run's (stream mode: 10 rows)")
-    p.add_argument("--max-batches", type=int, help="evaluate only this many batches")
+    p.add_argument("--batch-size", type=POSITIVE_INT, help="default: the run's (stream mode: 10 rows)")
+    p.add_argument("--max-batches", type=POSITIVE_INT, help="evaluate only this many batches")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     p.add_argument("--json", type=Path, help="also write the result here")
+    _add_overwrite(p, "--json")
     p.set_defaults(func=cmd_evaluate)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="kblm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="kblm", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="corpora, vocabulary, statistics")
@@ -463,6 +580,7 @@ def build_parser():
     _add_corpus_arguments(vocab)
     _add_vocabulary_arguments(vocab)
     vocab.add_argument("--out", type=Path, required=True, help="directory for vocab.txt and vocab.json")
+    _add_overwrite(vocab, "--out")
     vocab.set_defaults(func=cmd_data_vocab)
 
     stats = data_commands.add_parser("stats", help="print dataset statistics of a corpus")
@@ -473,6 +591,7 @@ def build_parser():
     stats.add_argument("--plot", type=Path, help="also write a PNG of the length histograms here")
     stats.add_argument("--no-padding", action="store_true",
                        help="skip the padding-ratio measurement (it builds tf.data batches)")
+    _add_overwrite(stats, "--json and --plot")
     stats.set_defaults(func=cmd_data_stats)
     _add_train_parser(commands)
     _add_personalize_parser(commands)
@@ -481,18 +600,82 @@ def build_parser():
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _add_verbose(parser):
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="also show the libraries' own messages (TensorFlow, LiteRT) and tracebacks")
+
+
+def _all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every ``finally`` (temp files) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    for each in _all_parsers(parser):
+        _add_verbose(each)
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False) or os.environ.get("KBLM_VERBOSE") == "1"
+    if verbose:
+        os.environ["KBLM_VERBOSE"] = "1"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
-        args.func(args)
+        with quiet_native_output(enabled=not verbose):
+            args.func(args)
     except KblmError as e:
-        print(f"kblm: error: {e}", file=sys.stderr)
-        return 1
+        return _fail(str(e))
+    except OSError as e:  # a path that cannot be read or written: one line naming it
+        where = e.filename if e.filename is not None else ""
+        return _fail(f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}")
     except KeyboardInterrupt:
         print("kblm: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("kblm: terminated", file=sys.stderr)
+        return 143
+    except MemoryError:
+        return _fail("out of memory")
+    except Exception as e:  # a defect of ours: one line, the traceback with --verbose
+        if verbose:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        return _fail(f"unexpected {type(e).__name__}: {first} (a bug in kblm; rerun with --verbose "
+                     "for the traceback and report it)")
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     return 0
+
+
+def _fail(message):
+    print(f"kblm: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _in_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

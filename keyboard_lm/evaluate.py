@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 import tensorflow as tf
-from tqdm.auto import tqdm
+from data_pipeline.progress import progress as tqdm
 
 from data_pipeline.corpora import SPLITS, load_corpus
 from data_pipeline.dataset import make_dataset

@@ -36,6 +36,7 @@ import json
 import math
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ from data_pipeline.vocab import UNK_ID
 
 MIN_WORDS = 300  # below this a fine-tune mostly memorises; the message says so
 MIN_KNOWN = 0.10  # share of the user's words the base vocabulary must know
+WARN_UNKNOWN = 0.20  # at this share of <unk> words, the report warns (its figures count <unk> hits)
 FREEZE = ("none", "embedding", "all-but-last")
 
 
@@ -69,6 +71,8 @@ class PersonalizeOptions:
     quantize_fallback: str | None = "float16"
     threads: int | None = None  # TensorFlow threads (None: all cores)
     seed: int = 1234
+    paragraphs: bool = False  # the user's text: one message per blank-line-separated paragraph
+    replace_bad_bytes: bool = False  # the user's text: invalid UTF-8 bytes become U+FFFD
 
     def __post_init__(self):
         if self.freeze not in FREEZE:
@@ -125,7 +129,8 @@ def finished(out, base, options):
     wanted = {k: v for k, v in dataclasses.asdict(options).items() if k != "threads"}
     # Options added since, as runs made before them behaved (a run that finished without the
     # fallback never needed it).
-    older = {"dropout": None, "final_pass": False, "quantize_fallback": "float16"}
+    older = {"dropout": None, "final_pass": False, "quantize_fallback": "float16", "paragraphs": False,
+             "replace_bad_bytes": False}
     had = {k: v for k, v in {**older, **config["options"]}.items() if k != "threads"}
     return config["base"] == str(base) and had == wanted
 
@@ -139,6 +144,24 @@ def check_user_text(source, messages, vocab):
         raise KblmError(f"{source}: only {known} of {words} words are in the base vocabulary "
                         f"({known / words:.0%}); personalization needs at least {MIN_KNOWN:.0%}")
     return words, known
+
+
+def unknown_words_warnings(source, words, known):
+    """A warning when many of the user's words are <unk> to the base: the figures count a
+    predicted <unk> as a correct prediction, so they flatter the model (another language?)."""
+    unknown = (words - known) / words if words else 0.0
+    if unknown < WARN_UNKNOWN:
+        return []
+    return [f"{source}: {unknown:.0%} of the user's words are not in the base vocabulary and become <unk>; "
+            "perplexity and top-3 count a predicted <unk> as correct, so the user figures overstate the "
+            "gain (see top-3 over known words); a base trained on this text's language would serve better"]
+
+
+def _known_targets(inputs, targets, weights):
+    """The batch with <unk> targets weighted 0: metrics over the words the vocabulary knows."""
+    import tensorflow as tf
+
+    return inputs, targets, weights * tf.cast(tf.not_equal(targets, UNK_ID), weights.dtype)
 
 
 def set_threads(threads):
@@ -183,13 +206,16 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
     vocab = load_run_vocabulary(base, model_config)
     if vocab.metadata["sha256"] != raw.get("vocabulary", {}).get("sha256"):
         raise KblmError(f"{Path(base) / 'vocab'}: not the vocabulary the base run was trained with (sha256 differs)")
-    messages = read_messages(texts)
+    messages = read_messages(texts, options.paragraphs, options.replace_bad_bytes)
     words, known = check_user_text(texts, messages, vocab)
+    warnings = unknown_words_warnings(texts, words, known)
+    for warning in warnings:  # once, up front; also in report.json
+        print(f"kblm: warning: {warning}", file=sys.stderr)
     if len(messages) < 2:
         raise KblmError(f"{texts}: one message (line); personalization holds the last lines out to "
                         "know when to stop, so give one message per line")
     train_messages, held_messages = split_user_text(messages, options.holdout)
-    eval_messages = read_messages(eval_texts) if eval_texts else held_messages
+    eval_messages = read_messages(eval_texts, options.paragraphs, options.replace_bad_bytes) if eval_texts else held_messages
     general_messages = _general_messages(raw, general, options.general_limit, cache_dir)
     if Path(out).resolve() == Path(base).resolve():
         raise KblmError(f"{out}: is the base run; choose another --out")
@@ -212,7 +238,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         result = _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
                             eval_messages if eval_texts else None, general_messages, progress, before_final_pass)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
-                  "known_words": known, **result}
+                  "known_words": known, **result, "warnings": warnings}
         if options.quantize:
             report["bundle_quantization"], fallback_reason = _export_bundle(tmp, options, tmp / "bundle", cache_dir)
             if fallback_reason:
@@ -234,7 +260,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     import tensorflow as tf
 
     from data_pipeline.dataset import make_dataset
-    from keyboard_lm.callbacks import MONITOR, AtomicModelCheckpoint
+    from keyboard_lm.callbacks import MONITOR, AtomicModelCheckpoint, progress_options
     from keyboard_lm.loop import Steps, evaluate, fit, make_optimizer
     from keyboard_lm.metrics import summarize
     from keyboard_lm.model import portable_copy
@@ -262,6 +288,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     datasets = {name: make_dataset(messages, vocab, pipeline, training=name == "train")
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
                                        ("eval", eval_messages or held_messages), ("general", general_messages))}
+    datasets["eval_known"] = datasets["eval"].map(_known_targets)  # the user's text, <unk> targets left out
     steps_per_epoch = _count_batches(datasets["train"])
     model.compile(optimizer=make_optimizer(config, steps_per_epoch))
     model.optimizer.build(model.trainable_variables)
@@ -275,18 +302,18 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                   penalty=penalty if options.anchor and model.trainable_variables else None)
 
     def measure():
-        return {name: summarize(evaluate(steps, datasets[name])) for name in ("eval", "general")}
+        return {name: summarize(evaluate(steps, datasets[name])) for name in ("eval", "general", "eval_known")}
 
     before = measure()
     base_held = before["eval"] if eval_messages is None else summarize(evaluate(steps, datasets["held_out"]))
     paths.csv_log.parent.mkdir(parents=True, exist_ok=True)
+    display, plain = progress_options(progress)  # a bar on a terminal, plain lines in a log
     callbacks = keras.callbacks.CallbackList(
         [AtomicModelCheckpoint(str(paths.best_model), paths.best_record, model_config,
                                initial_value_threshold=base_held["perplexity"]),
          keras.callbacks.CSVLogger(str(paths.csv_log)),
-         keras.callbacks.EarlyStopping(MONITOR, mode="min", patience=options.patience)],
-        add_progbar=progress, model=model, verbose=1 if progress else 0, epochs=config.epochs,
-        steps=steps_per_epoch)
+         keras.callbacks.EarlyStopping(MONITOR, mode="min", patience=options.patience), *plain],
+        model=model, epochs=config.epochs, steps=steps_per_epoch, **display)
     tuned = time.monotonic()
     fit(steps, datasets["train"], datasets["held_out"], config, callbacks, steps_per_epoch)
     seconds = time.monotonic() - tuned
@@ -302,12 +329,13 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     if options.final_pass and record["epoch"] and (budget is None or seconds < budget):
         # The held-out slice chose the epoch; now the model learns from it too: it is the
         # user's latest text. (best.json's held-out figures describe the epoch before this pass.)
-        from tqdm.auto import tqdm
+        from data_pipeline.progress import progress as tqdm
 
         from keyboard_lm.loop import TrainingDiverged
 
         if eval_messages is None:  # the slice is about to be seen: keep the chosen epoch's figures on it
             chosen_eval = {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
+            chosen_known = summarize(evaluate(steps, datasets["eval_known"]))  # the best weights, before the pass
         before_final_pass()
         pass_started, loss_sum = time.monotonic(), 0.0
         # Adam's moments carry over from the last epoch trained, as they would in one more epoch.
@@ -326,7 +354,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         seconds = time.monotonic() - tuned
     after = measure()
     if chosen_eval is not None:
-        after["eval"] = chosen_eval
+        after["eval"], after["eval_known"] = chosen_eval, chosen_known
     metrics = {"status": "complete", "parameters": int(model.count_params()),
                "trainable_parameters": int(sum(v.numpy().size for v in model.trainable_variables)),
                "best": json.loads(paths.best_record.read_text()), "train_seconds": round(seconds, 1)}
@@ -416,7 +444,7 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
     import concurrent.futures
     import multiprocessing
 
-    from tqdm.auto import tqdm
+    from data_pipeline.progress import progress as tqdm
 
     from keyboard_lm.run import load_run_config
 
@@ -496,6 +524,8 @@ def format_report(report):
     text = (f"{report['user']}: user text perplexity {b['eval']['perplexity']:.1f} -> {a['eval']['perplexity']:.1f}, "
             f"top-3 {b['eval']['top3']:.1%} -> {a['eval']['top3']:.1%}{chosen}; general perplexity "
             f"{b['general']['perplexity']:.1f} -> {a['general']['perplexity']:.1f}")
+    if report.get("warnings") and "eval_known" in b:
+        text += f" (top-3 over known words {b['eval_known']['top3']:.1%} -> {a['eval_known']['top3']:.1%})"
     if "ksr" in report:
         text += f"; KSR {report['ksr']['before']['ksr']:.1%} -> {report['ksr']['after']['ksr']:.1%}"
     if "quantize_fallback_reason" in report:
