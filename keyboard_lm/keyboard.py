@@ -20,8 +20,34 @@ was typed forward (and not tapped) stay out of the strip until that word is fini
 the user backspaces or jumps. With a personal cache (``personal_cache.py``), the strip
 ranks words by the mixture of the model and the cache; the cache learns every committed
 vocabulary word and forgets it again if the user backspaces into it.
+
+Cost per keystroke, whatever the field's length (the engine reads the last
+``CONTEXT_CHARS`` = 2,000 characters, as the phone does):
+
+- **A bounded window.** A reset (new field, cursor jump) primes from at most the last
+  ``CONTEXT_CHARS`` characters of the text, starting at the first whitespace boundary
+  inside them, or at the first sentence start inside them if there is one (a hard cut only
+  if the window holds no whitespace). Fed ids are <bos> + the ids of ``text[base:]``; the
+  text before ``base`` is not read. Typing on keeps the base (the model state carries on);
+  a rewind deeper than the state stack, an edit before the base or a change of more than
+  ``CONTEXT_CHARS`` characters re-primes on the window of the new text (undoing what the
+  cache learned, it re-learns only the window: words typed before it are forgotten). A
+  text of at most ``CONTEXT_CHARS`` characters has base 0: exactly the invariant above.
+- **Checkpoints.** After every whitespace run, the engine records (position, number of fed
+  ids before it). Whitespace is a hard boundary for the spec: every whitespace code point
+  maps to one whitespace code point under the NFKC table, has combining class 0, is
+  NFKC-stable, and is neither half of any canonical composition (tests check this for all
+  84 of them), so NFKC never merges across it; steps 2-4 map code points one by one; and no
+  token contains whitespace. Hence ``tokenize(text) == tokenize(text[:p]) +
+  tokenize(text[p:])`` at every checkpoint ``p``, and the ids before ``p`` stay valid while
+  ``text[:p]`` is unchanged (a sentence end feeds <eos> <bos> per token, and every token
+  before ``p`` is finished). On a change, the engine finds where the new text departs from
+  the old (``startswith`` for typing and backspace, else a binary search of C-level
+  compares), drops the checkpoints past it and tokenizes only from the last one left:
+  typically the word being typed.
 """
 import bisect
+import re
 import sys
 
 import numpy as np
@@ -30,7 +56,34 @@ from data_pipeline import tokenization
 from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS
 
 STRIP_SIZE = 3
-STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime from the start
+STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window
+CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (the app's CONTEXT too)
+_SPACES = re.compile(tokenization.whitespace_class(lambda cp: f"\\U{cp:08X}") + "+")
+
+
+def common_prefix_length(a, b):
+    """len of the longest common prefix of two strs, by C-level compares (O(n), no loop per char)."""
+    if b.startswith(a):
+        return len(a)
+    if a.startswith(b):
+        return len(b)
+    lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a.startswith(b[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def chunks(text, start, options):
+    """Tokens of ``text[start:]`` cut after each whitespace run: ([(end, tokens)], rest tokens)."""
+    pieces, begin = [], start
+    for space in _SPACES.finditer(text, start):
+        pieces.append((space.end(), tokenization.tokenize(text[begin:space.end()], options)))
+        begin = space.end()
+    return pieces, tokenization.tokenize(text[begin:], options) if begin < len(text) else []
 
 
 class KeyboardEngine:
@@ -62,19 +115,23 @@ class KeyboardEngine:
         it was typed), unless ``learn``: teaching a cache the user's earlier text."""
         self.runner.reset()
         self._primed = 0 if learn else sys.maxsize
+        self._primed_end = 0 if learn else sys.maxsize  # where the opening text ends (for a re-prime)
         self._fed, self._stack, self._learned = [], [], []
         self.text, self.prefix = "", ""
+        self._base, self._marks = 0, [(0, 1)]  # checkpoints (position, ids before it), ascending
         self.log_probs = self._scores = None
         self._passed, self._shown, self._word_start = set(), [], 0
+        self._feed(BOS_ID)
         self.set_text(text)
         self._primed = min(self._primed, len(self._fed))  # ids at these positions are never learned
+        self._primed_end = min(self._primed_end, len(text))
 
     def set_text(self, text):
         """The text before the cursor changed (typing, backspace, paste): resync the model."""
         if text == self.text and self._fed:
             return
         typed_on = text.startswith(self.text) and len(text) > len(self.text)
-        wanted, self.prefix = self._wanted_ids(text)
+        kept, tail = self._retokenize(text)  # the wanted ids are self._fed[:kept] + tail
         self.text = text
         word_start = self._prefix_start()
         if typed_on and word_start == self._word_start:
@@ -82,14 +139,17 @@ class KeyboardEngine:
         else:
             self._passed = set()
         self._word_start, self._shown = word_start, []  # where the word being typed starts
-        common = 0
-        for have, want in zip(self._fed, wanted):
+        common = kept
+        for have, want in zip(self._fed[kept:], tail):
             if have != want:
                 break
             common += 1
         if common < len(self._fed):
-            self._rewind(common, wanted)
-        for token_id in wanted[len(self._fed):]:
+            if common and self._stack[common - 1] is None:  # deeper than the stack: re-prime
+                kept, tail = self._window(text)
+                common = 0
+            self._rewind(common)
+        for token_id in tail[len(self._fed) - kept:]:
             self._feed(token_id)
 
     def type(self, characters):
@@ -109,17 +169,49 @@ class KeyboardEngine:
 
     # -- model steps ----------------------------------------------------------------------
 
-    def _wanted_ids(self, text):
-        tokens = tokenization.tokenize(text, self.options)
-        prefix = ""
-        if tokens and not tokenization.ends_with_space(text) and tokenization.is_word(tokens[-1]):
-            prefix = tokens.pop()
-        ids = [BOS_ID]
+    def _retokenize(self, text):
+        """(kept, tail): the new text's fed ids are ``self._fed[:kept] + tail``. Tokenizes
+        from the last checkpoint before the change; sets the prefix and the checkpoints."""
+        diverge = common_prefix_length(self.text, text)
+        last = bisect.bisect_right(self._marks, (diverge, sys.maxsize))  # checkpoints still valid
+        if last == 0 or self._marks[last - 1][0] < len(text) - CONTEXT_CHARS:
+            return self._window(text)  # an edit before the window, or too much new text
+        del self._marks[last:]
+        return self._marks[-1][1], self._extend(*chunks(text, self._marks[-1][0], self.options))
+
+    def _window(self, text):
+        """Starts the fed ids afresh at the window's base; returns (0, all the ids)."""
+        base = 0
+        if len(text) > CONTEXT_CHARS:
+            space = _SPACES.search(text, len(text) - CONTEXT_CHARS - 1)
+            base = space.end() if space else len(text) - CONTEXT_CHARS
+        pieces, rest = chunks(text, base, self.options)
+        for i, (end, tokens) in enumerate(pieces if base else []):  # prefer a sentence start
+            if tokens and tokens[-1] in tokenization.SENTENCE_ENDS:
+                base, pieces = end, pieces[i + 1:]
+                break
+        moved, self._base, self._marks = base != self._base, base, [(base, 1)]
+        ids = [BOS_ID] + self._extend(pieces, rest)
+        if moved and 0 < self._primed_end < sys.maxsize:  # the opening text's ids, in the new window
+            self._primed = self._marks[bisect.bisect_right(self._marks, (self._primed_end, sys.maxsize)) - 1][1] \
+                if self._primed_end >= base else 0
+        return 0, ids
+
+    def _extend(self, pieces, rest):
+        """Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix."""
+        ids, before = [], self._marks[-1][1]
+        for end, tokens in pieces:
+            self._ids(tokens, ids)
+            self._marks.append((end, before + len(ids)))
+        self.prefix = rest.pop() if rest and tokenization.is_word(rest[-1]) else ""
+        self._ids(rest, ids)
+        return ids
+
+    def _ids(self, tokens, ids):
         for token in tokens:
             ids.append(self.vocab.id(token))
             if token in tokenization.SENTENCE_ENDS:
                 ids += [EOS_ID, BOS_ID]
-        return ids, prefix
 
     def _feed(self, token_id):
         self._stack.append(self.runner.state_inputs())  # the state before this id
@@ -135,10 +227,8 @@ class KeyboardEngine:
         self.log_probs = self.runner.step(token_id)
         self._scores = None
 
-    def _rewind(self, length, wanted):
+    def _rewind(self, length):
         """Back to the first ``length`` fed ids; re-steps one id to get its log-probs."""
-        if length and self._stack[length - 1] is None:
-            length = 0  # beyond the stack: re-prime from the start
         for learned in self._learned[max(length - 1, 0):]:
             if learned:
                 self.cache.remove_last()
@@ -156,8 +246,9 @@ class KeyboardEngine:
 
     def _prefix_start(self):
         """Where the word being typed starts in the text (len(text) if none is)."""
-        spans = tokenization.token_spans(self.text) if self.prefix else []
-        return spans[-1][0] if spans and spans[-1][1] == len(self.text) else len(self.text)
+        start = self._marks[-1][0]  # the prefix lies after the last checkpoint
+        spans = tokenization.token_spans(self.text[start:]) if self.prefix else []
+        return start + spans[-1][0] if spans and start + spans[-1][1] == len(self.text) else len(self.text)
 
     def _typed_prefix(self):
         """The prefix as the user typed it, if it reads as the prefix token on its own."""

@@ -8,8 +8,10 @@ trace also records the engine's strip options: no-repeat, and the personal cache
 parameters and the pairs it held when the trace started) or null.
 
 Key events: a string is typed character by character, except ``"\\b"`` (backspace),
-``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot) and ``"\\x1b"`` (reset the field).
-A trace may start in a field that opens with text (``prime``).
+``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot), ``"\\x1b"`` (reset the field) and
+``"\\x1a"`` (a cursor jump that lands where it was: the engine resets on the same text,
+priming from its window). A trace may start in a field that opens with text (``prime``),
+longer than the engine's window if need be.
 """
 import base64
 import json
@@ -53,7 +55,7 @@ def parse_keys(script):
             events.append(f"TAP{script[i + 1]}")
             i += 2
             continue
-        events.append({"\b": "BACKSPACE", "\x1b": "RESET"}.get(script[i], script[i]))
+        events.append({"\b": "BACKSPACE", "\x1b": "RESET", "\x1a": "JUMP"}.get(script[i], script[i]))
         i += 1
     return events
 
@@ -76,6 +78,8 @@ def record(engine, script, name, prime=None):
             engine.backspace()
         elif event == "RESET":
             engine.reset()
+        elif event == "JUMP":
+            engine.reset(engine.text)
         elif event.startswith("TAP"):
             slot = int(event[3:]) - 1
             if slot < len(engine.strip()):

@@ -50,6 +50,30 @@ CACHE_TRACES = {  # cache weight/capacity, text it learns first, prime: the fiel
 REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
 
 
+def _long_opening(length=4_300):
+    """A field longer than twice the engine's window (keyboard_lm.keyboard.CONTEXT_CHARS), with
+    astral emoji so UTF-16 and code point offsets differ, and a stretch with no sentence end."""
+    sentences = ["see you at the station tomorrow .", "i think the train 👍🏽 is late again !",
+                 "we met at the park tonight", "are you at the station 🇺🇸 ?", "don't be late for the train ."]
+    text, i = "", 0
+    while len(text) < length:
+        text += sentences[i % len(sentences)] + " "
+        i += 1
+    return text
+
+
+# (the field opens with, learn it, cache weight and capacity or None, script); \x1a is a cursor
+# jump (reset on the same text); 1,300 backspaces go deeper than the state stack, so the engine
+# re-primes on the window of the shorter text (its base moves back)
+LONG_TRACES = {
+    "long-field-window": (_long_opening(), False, None,
+                          "i will call you tomorrow . see you at the sta\t1" + "\b" * 30 + "park tonight !\x1a"
+                          " we met at the s" + "\b" * 1300 + "at the\t1\x1a see"),
+    "long-field-cache": (_long_opening(), False, (0.3, 8),
+                         "we met at the park . " + "\b" * 1300 + "see you . i think\x1a the"),
+}
+
+
 def _tools():
     """javac/java and the two jars, or a clear failure (CI installs them; never skipped)."""
     missing = [f"{tool} (default-jdk-headless)" for tool in ("javac", "java") if shutil.which(tool) is None]
@@ -99,6 +123,9 @@ def traces(toy_bundle, tmp_path_factory):
         engine = KeyboardEngine(bundle, cache=cache)
         engine.reset(spec.get("learned", ""), learn=True)
         recorded.append(record(engine, spec["script"], name, spec.get("prime")))
+    for name, (opening, learn, cache_spec, script) in LONG_TRACES.items():
+        cache = PersonalCache(len(bundle.vocab), *cache_spec) if cache_spec else None
+        recorded.append(record(KeyboardEngine(bundle, cache=cache), script, name, (opening, learn)))
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
     return out

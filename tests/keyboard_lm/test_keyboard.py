@@ -207,6 +207,204 @@ def test_random_keystroke_streams_never_break_the_strip(bundle, keys):
     assert fresh.cache.to_json()["pairs"] == engine.cache.to_json()["pairs"]
 
 
+# -- long fields: a bounded window and checkpoints (cost per keystroke independent of length) --
+
+def _spec_ids(engine, text):
+    """What the engine must have fed for ``text`` from its window's base, by the plain tokenizer."""
+    tokens = tokenization.tokenize(text[engine._base:], engine.options)
+    prefix = tokens.pop() if tokens and not tokenization.ends_with_space(text) and tokenization.is_word(tokens[-1]) else ""
+    ids = [BOS_ID]
+    for token in tokens:
+        ids += [engine.vocab.id(token)] + ([EOS_ID, BOS_ID] if token in tokenization.SENTENCE_ENDS else [])
+    return ids, prefix
+
+
+def _long_text(length, seed=0):
+    from tests.conftest import KEYBOARD_SENTENCES
+
+    rng = np.random.default_rng(seed)
+    text = ""
+    while len(text) < length:
+        text += KEYBOARD_SENTENCES[rng.integers(len(KEYBOARD_SENTENCES))] + " "
+    return text[:length]
+
+
+def test_every_whitespace_code_point_is_a_hard_tokenization_boundary():
+    """The checkpoint proof (keyboard.py's docstring): NFKC never merges across whitespace."""
+    import unicodedata
+
+    nfkc = tokenization._compiled()["nfkc"]
+    pairs = set()
+    for cp in range(0x110000):
+        mapping = unicodedata.decomposition(chr(cp))
+        if mapping and not mapping.startswith("<") and len(mapping.split()) == 2:
+            pairs.update(int(x, 16) for x in mapping.split())
+    spaces = [cp for lo, hi in tokenization.WHITESPACE_RANGES for cp in range(lo, hi + 1)]
+    assert len(spaces) == 84
+    for cp in spaces:
+        mapped = chr(cp).translate(nfkc)
+        assert len(mapped) == 1 and tokenization.ends_with_space(mapped), hex(cp)
+        assert unicodedata.combining(mapped) == 0 and unicodedata.normalize("NFKC", mapped) == mapped, hex(cp)
+        assert ord(mapped) not in pairs and not 0x1100 <= ord(mapped) <= 0x11FF, hex(cp)  # composes with nothing
+
+
+_PIECES = st.one_of(st.characters(), st.sampled_from(
+    ["👍", "🏽", "\u200d", "\ufe0f", "🇺", "🇸", "\u0301", "\u0308", "\u0345", "\u1161", "\u11a8", "\u3099",
+     ".", "!", "?", "．", "'", "-", "3", ",", "x", "\u00b4", "\u00a8", "ﬁ"]))
+_SPACE_PIECES = st.sampled_from([" ", "\t", "\n", "\x00", "\x85", "\u00a0", "\u1680", "\u2000", "\u2028",
+                                 "\u202f", "\u3000", "  "])
+
+
+@settings(max_examples=3_000, deadline=None)
+@given(before=st.lists(_PIECES, max_size=12).map("".join), space=_SPACE_PIECES,
+       after=st.lists(_PIECES, max_size=12).map("".join))
+def test_tokens_split_at_whitespace(before, space, after):
+    """tokenize(text) == tokenize(text[:p]) + tokenize(text[p:]) after any whitespace, and the
+    engine's chunks of a text are its tokens."""
+    from keyboard_lm.keyboard import chunks
+
+    head = before + space
+    assert tokenization.tokenize(head + after) == tokenization.tokenize(head) + tokenization.tokenize(after)
+    assert tokenization.token_spans(head + after) == (
+        tokenization.token_spans(head) + [(s + len(head), e + len(head)) for s, e in tokenization.token_spans(after)])
+    text = head + after + space + before
+    pieces, rest = chunks(text, 0, tokenization.TokenizerOptions())
+    assert sum((tokens for _, tokens in pieces), []) + rest == tokenization.tokenize(text)
+    assert all(tokenization.ends_with_space(text[:end]) for end, _ in pieces)
+
+
+def _counting_tokenizer(monkeypatch):
+    """Counts the characters the engine hands to the tokenizer (tokenize and token_spans)."""
+    read = [0]
+    for name in ("tokenize", "token_spans"):
+        real = getattr(tokenization, name)
+
+        def counted(text, *args, real=real):
+            read[0] += len(text)
+            return real(text, *args)
+
+        monkeypatch.setattr(tokenization, name, counted)
+    return read
+
+
+def test_keystroke_cost_does_not_grow_with_the_field(bundle, monkeypatch):
+    """At the end of a 100,000-character field, each keystroke tokenizes only the last word or
+    so, and steps the model only on the new ids; a reset reads only the window."""
+    from keyboard_lm.keyboard import CONTEXT_CHARS
+
+    steps = []
+    engine = KeyboardEngine(bundle)
+    step = engine.runner.step
+    engine.runner.step = lambda token: steps.append(token) or step(token)
+    read = _counting_tokenizer(monkeypatch)
+    text = _long_text(100_000)
+    engine.reset(text)
+    assert read[0] <= 2 * CONTEXT_CHARS and len(steps) <= CONTEXT_CHARS // 2
+    assert engine._base >= len(text) - CONTEXT_CHARS
+    worst_read = worst_steps = 0
+    for key in list("see you at the station tomorrow . ") + ["BS"] * 12 + list("park tonight ! we met at the s") + ["TAP1"]:
+        read[0], steps[:] = 0, []
+        if key == "BS":
+            engine.backspace()
+        elif key == "TAP1":
+            engine.tap(0)
+        else:
+            engine.type(key)
+        engine.strip()
+        worst_read, worst_steps = max(worst_read, read[0]), max(worst_steps, len(steps))
+    assert worst_read <= 60 and worst_steps <= 4  # the whole text was re-tokenized before the window
+    read[0], steps[:] = 0, []
+    engine.set_text(engine.text[:-1500])  # a cut deeper than the state stack: re-prime on the window
+    assert read[0] <= 2 * CONTEXT_CHARS and len(steps) <= CONTEXT_CHARS // 2
+    assert (engine.fed_ids, engine.prefix) == _spec_ids(engine, engine.text)
+
+
+def test_long_field_equals_a_fresh_engine_on_its_window(bundle, monkeypatch):
+    """Typing, backspacing across checkpoints and a mid-window edit at the end of a long field
+    give what a fresh engine primed on the window's text gives: ids, log-probs and strips."""
+    from keyboard_lm import keyboard
+
+    text = _long_text(5_000, seed=1)
+    engine = KeyboardEngine(bundle)
+    engine.reset(text)
+    base = engine._base
+    assert 0 < base and engine.text[base - 2:base] == ". "  # the window starts at a sentence start
+    fresh = KeyboardEngine(bundle)
+
+    def same():
+        assert engine._base == base
+        with monkeypatch.context() as wide:  # the window's text has grown past CONTEXT_CHARS by now
+            wide.setattr(keyboard, "CONTEXT_CHARS", 10**6)
+            fresh.reset(engine.text[base:])
+        assert (engine.fed_ids, engine.prefix) == (fresh.fed_ids, fresh.prefix) == _spec_ids(engine, engine.text)
+        np.testing.assert_allclose(engine.log_probs, fresh.log_probs, atol=1e-5)
+        assert engine.strip() == fresh.strip()
+
+    for ch in "i think the train is late . see you at the sta":
+        engine.type(ch)
+    same()
+    for _ in range(25):  # back across five words and a sentence end
+        engine.backspace()
+    same()
+    middle = len(engine.text) - 600  # an edit inside the window (a paste over a word)
+    cut = engine.text.index(" ", middle)
+    engine.set_text(engine.text[:middle] + " we met at the park" + engine.text[cut:])
+    same()
+    engine.set_text(engine.text + " s")  # a paste ending in a new word
+    same()
+
+
+def test_window_start_without_sentence_ends_or_spaces(bundle, monkeypatch):
+    from keyboard_lm import keyboard
+
+    monkeypatch.setattr(keyboard, "CONTEXT_CHARS", 20)
+    engine = KeyboardEngine(bundle)
+    engine.reset("see you at the station tomorrow at the sta")  # no sentence end: the first word boundary
+    assert engine._base == len("see you at the station ") and engine.prefix == "sta"
+    engine.reset("x" * 50 + "station")  # no whitespace at all: a hard cut, 20 characters back
+    assert engine._base == 37 and engine.prefix == "x" * 13 + "station"
+    engine.reset("see you soon . " * 3)  # the window (from 25) starts at the first sentence start in it
+    assert engine._base == 30 and engine.fed_ids == _spec_ids(engine, engine.text)[0] and len(engine.fed_ids) == 7
+
+
+@settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(keys=st.lists(st.one_of(
+    st.sampled_from(list("seyoutanhi .!?,'-") + ["BS", "BS", "BS5", "TAP1", "JUMP", "CUT", "EDIT"]),
+    st.sampled_from(["👍🏽 ", "e\u0301 ", "\x00", "\u00a0", "station ", "x" * 30])), max_size=40),
+    opening=st.integers(0, 120))
+def test_small_window_keeps_the_invariant(bundle, keys, opening):
+    """With a 40-character window: after any keystroke, fed ids are the spec's ids of the text
+    from the window's base, and every checkpoint splits the text's tokens."""
+    from keyboard_lm import keyboard
+
+    engine = _shared_engine(bundle)
+    saved, keyboard.CONTEXT_CHARS = keyboard.CONTEXT_CHARS, 40
+    try:
+        engine.reset(_long_text(opening, seed=opening))
+        for key in keys:
+            if key in ("BS", "BS5"):
+                for _ in range(5 if key == "BS5" else 1):
+                    engine.backspace()
+            elif key == "TAP1":
+                if engine.strip():
+                    engine.tap(0)
+            elif key == "JUMP":
+                engine.reset(engine.text)
+            elif key == "CUT":
+                engine.set_text(engine.text[:len(engine.text) // 2])
+            elif key == "EDIT":
+                engine.set_text(engine.text[:len(engine.text) // 2] + "we met" + engine.text[len(engine.text) // 2:])
+            else:
+                engine.type(key)
+            assert (engine.fed_ids, engine.prefix) == _spec_ids(engine, engine.text)
+            for pos, count in engine._marks[1:]:
+                assert tokenization.ends_with_space(engine.text[:pos])
+                assert engine.fed_ids[:count] == _spec_ids(engine, engine.text[:pos])[0]
+            assert_valid_strip(engine, engine.strip())
+    finally:
+        keyboard.CONTEXT_CHARS = saved
+
+
 _ENGINES = {}
 
 

@@ -27,10 +27,20 @@ import java.util.Set;
  * field was reset with, unless asked to) and forgets them again when the user backspaces
  * into them. Text indices are UTF-16 here, code points in
  * Python; every slice the spec defines on code points goes through {@link CodePoints}.
+ *
+ * Cost per keystroke, whatever the field's length (the engine reads the last
+ * CONTEXT_CHARS = 2,000 code points, as the phone does; keyboard.py's docstring has the
+ * proof): a reset primes from a bounded window (from its first sentence start, else its first
+ * whitespace boundary); the engine keeps checkpoints {position, ids before it} after every
+ * whitespace run, where tokenize(text) == tokenize(text[:p]) + tokenize(text[p:]), and on a
+ * change tokenizes only from the last checkpoint before the change. A rewind deeper than the
+ * stack, an edit before the window's base or more than CONTEXT_CHARS of new text re-primes
+ * on the window of the new text.
  */
 public final class KeyboardEngine {
     public static final int STRIP_SIZE = 3;
     public static final int STACK_LIMIT = 256;  // states kept for rewinding; deeper rewinds re-prime
+    public static final int CONTEXT_CHARS = 2000;  // code points before the cursor the engine reads
     private static final String MAX_CODE_POINT = new String(Character.toChars(0x10FFFF));
 
     private final Vocabulary vocab;
@@ -56,6 +66,31 @@ public final class KeyboardEngine {
     private List<String> shown = new ArrayList<>();
     private int wordStart;
     private int primed;  // fed ids that came from priming (reset): never learned by the cache
+    private int primedEnd;  // where the opening text ends (maps primed onto a new window)
+    private int base;  // where the fed ids begin in the text (they start with bos there)
+    private List<int[]> marks = new ArrayList<>();  // checkpoints {position, ids before it}, ascending
+
+    /** The new text's fed ids: fed[:kept] + tail. */
+    private static final class Wanted {
+        final int kept;
+        final List<Integer> tail;
+
+        Wanted(int kept, List<Integer> tail) {
+            this.kept = kept;
+            this.tail = tail;
+        }
+    }
+
+    /** A piece of text ending after a whitespace run, and its tokens. */
+    private static final class Piece {
+        final int end;
+        final List<String> tokens;
+
+        Piece(int end, List<String> tokens) {
+            this.end = end;
+            this.tokens = tokens;
+        }
+    }
 
     public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
             throws BundleException {
@@ -103,18 +138,24 @@ public final class KeyboardEngine {
     public void reset(String newText, boolean learn) {
         state = model.zeroState();
         primed = learn ? 0 : Integer.MAX_VALUE;
+        primedEnd = learn ? 0 : Integer.MAX_VALUE;
         fed = new ArrayList<>();
         stack = new ArrayList<>();
         learned = new ArrayList<>();
         text = "";
         prefix = "";
+        base = 0;
+        marks = new ArrayList<>();
+        marks.add(new int[] {0, 1});
         logProbs = null;
         scores = null;
         passed = new HashSet<>();
         shown = new ArrayList<>();
         wordStart = 0;
+        feed(Vocabulary.BOS_ID);
         setText(newText);
         primed = Math.min(primed, fed.size());  // ids at these positions are never learned
+        primedEnd = Math.min(primedEnd, newText.length());
     }
 
     public void reset(String newText) {
@@ -129,7 +170,7 @@ public final class KeyboardEngine {
     public void setText(String newText) {
         if (newText.equals(text) && !fed.isEmpty()) return;
         boolean typedOn = newText.startsWith(text) && newText.length() > text.length();
-        List<Integer> wanted = wantedIds(newText);  // sets prefix
+        Wanted wanted = retokenize(newText);  // sets prefix and the checkpoints
         text = newText;
         int start = prefixStart();
         if (typedOn && start == wordStart) {
@@ -139,10 +180,17 @@ public final class KeyboardEngine {
         }
         wordStart = start;
         shown = new ArrayList<>();
-        int common = 0;
-        while (common < Math.min(fed.size(), wanted.size()) && fed.get(common).equals(wanted.get(common))) common++;
-        if (common < fed.size()) rewind(common);
-        for (int i = fed.size(); i < wanted.size(); i++) feed(wanted.get(i));
+        int common = wanted.kept;
+        while (common < fed.size() && common - wanted.kept < wanted.tail.size()
+                && fed.get(common).equals(wanted.tail.get(common - wanted.kept))) common++;
+        if (common < fed.size()) {
+            if (common > 0 && stack.get(common - 1) == null) {  // deeper than the stack: re-prime
+                wanted = window(newText);
+                common = 0;
+            }
+            rewind(common);
+        }
+        for (int i = fed.size() - wanted.kept; i < wanted.tail.size(); i++) feed(wanted.tail.get(i));
     }
 
     public void type(String characters) {
@@ -166,14 +214,68 @@ public final class KeyboardEngine {
 
     // -- model steps ----------------------------------------------------------------------
 
-    private List<Integer> wantedIds(String newText) {
-        List<String> tokens = new ArrayList<>(tokenizer.tokenize(newText, vocab.lowercase()));
-        prefix = "";
-        if (!tokens.isEmpty() && !Tokenizer.endsWithSpace(newText) && tokenizer.isWord(tokens.get(tokens.size() - 1))) {
-            prefix = tokens.remove(tokens.size() - 1);
+    /** Tokenizes from the last checkpoint before the change; sets the prefix and the checkpoints. */
+    private Wanted retokenize(String newText) {
+        int last = marksUpTo(commonPrefixLength(text, newText));  // checkpoints still valid
+        if (last == 0) return window(newText);  // an edit before the window
+        int from = marks.get(last - 1)[0];  // more than CONTEXT_CHARS of new text (UTF-16 bound first)
+        if (from < newText.length() - CONTEXT_CHARS && from < windowStart(newText)) return window(newText);
+        marks.subList(last, marks.size()).clear();
+        int[] mark = marks.get(last - 1);
+        List<String> rest = new ArrayList<>();
+        List<Piece> pieces = chunks(newText, mark[0], rest);
+        return new Wanted(mark[1], extend(pieces, rest));
+    }
+
+    /** Starts the fed ids afresh at the window's base: kept 0, all the ids. */
+    private Wanted window(String newText) {
+        int start = windowStart(newText);
+        if (start > 0) {
+            int i = start - 1;
+            while (i < newText.length() && !Tokenizer.isSpace(newText.charAt(i))) i++;
+            if (i < newText.length()) {
+                while (i < newText.length() && Tokenizer.isSpace(newText.charAt(i))) i++;
+                start = i;
+            }
         }
+        List<String> rest = new ArrayList<>();
+        List<Piece> pieces = chunks(newText, start, rest);
+        for (int k = 0; start > 0 && k < pieces.size(); k++) {  // prefer a sentence start
+            List<String> tokens = pieces.get(k).tokens;
+            if (!tokens.isEmpty() && Tokenizer.SENTENCE_ENDS.contains(tokens.get(tokens.size() - 1))) {
+                start = pieces.get(k).end;
+                pieces = pieces.subList(k + 1, pieces.size());
+                break;
+            }
+        }
+        boolean moved = start != base;
+        base = start;
+        marks = new ArrayList<>();
+        marks.add(new int[] {start, 1});
         List<Integer> ids = new ArrayList<>();
         ids.add(Vocabulary.BOS_ID);
+        ids.addAll(extend(pieces, rest));
+        if (moved && primedEnd > 0 && primedEnd < Integer.MAX_VALUE) {  // the opening text's ids, in the new window
+            primed = primedEnd >= start ? marks.get(marksUpTo(primedEnd) - 1)[1] : 0;
+        }
+        return new Wanted(0, ids);
+    }
+
+    /** Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix. */
+    private List<Integer> extend(List<Piece> pieces, List<String> rest) {
+        List<Integer> ids = new ArrayList<>();
+        int before = marks.get(marks.size() - 1)[1];
+        for (Piece piece : pieces) {
+            addIds(piece.tokens, ids);
+            marks.add(new int[] {piece.end, before + ids.size()});
+        }
+        prefix = "";
+        if (!rest.isEmpty() && tokenizer.isWord(rest.get(rest.size() - 1))) prefix = rest.remove(rest.size() - 1);
+        addIds(rest, ids);
+        return ids;
+    }
+
+    private void addIds(List<String> tokens, List<Integer> ids) {
         for (String token : tokens) {
             ids.add(vocab.id(token));
             if (Tokenizer.SENTENCE_ENDS.contains(token)) {
@@ -181,7 +283,51 @@ public final class KeyboardEngine {
                 ids.add(Vocabulary.BOS_ID);
             }
         }
-        return ids;
+    }
+
+    /** Tokens of text[start:] cut after each whitespace run (the pieces); the tokens after the last run go in rest. */
+    private List<Piece> chunks(String s, int start, List<String> rest) {
+        List<Piece> pieces = new ArrayList<>();
+        int begin = start, i = start, n = s.length();
+        while (i < n) {
+            if (!Tokenizer.isSpace(s.charAt(i))) {
+                i++;
+                continue;
+            }
+            while (i < n && Tokenizer.isSpace(s.charAt(i))) i++;
+            pieces.add(new Piece(i, tokenizer.tokenize(s.substring(begin, i), vocab.lowercase())));
+            begin = i;
+        }
+        if (begin < n) rest.addAll(tokenizer.tokenize(s.substring(begin), vocab.lowercase()));
+        return pieces;
+    }
+
+    /** How many checkpoints lie at or before {@code position}. */
+    private int marksUpTo(int position) {
+        int lo = 0, hi = marks.size();
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (marks.get(mid)[0] <= position) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    /** Where the last CONTEXT_CHARS code points of {@code s} begin, or 0 if it has no more. */
+    static int windowStart(String s) {
+        if (s.length() <= CONTEXT_CHARS) return 0;
+        int i = s.length();
+        for (int n = 0; n < CONTEXT_CHARS && i > 0; n++) i -= Character.charCount(s.codePointBefore(i));
+        return i;
+    }
+
+    /** Length of the longest common prefix (startsWith for typing and backspace). */
+    static int commonPrefixLength(String a, String b) {
+        if (b.startsWith(a)) return a.length();
+        if (a.startsWith(b)) return b.length();
+        int i = 0;
+        while (a.charAt(i) == b.charAt(i)) i++;
+        return i;
     }
 
     private void feed(int tokenId) {
@@ -200,7 +346,6 @@ public final class KeyboardEngine {
 
     /** Back to the first {@code length} fed ids; re-steps one id to get its log-probs. */
     private void rewind(int length) {
-        if (length > 0 && stack.get(length - 1) == null) length = 0;  // beyond the stack: re-prime
         for (int i = Math.max(length - 1, 0); i < learned.size(); i++) {
             if (learned.get(i)) cache.removeLast();
         }
@@ -224,9 +369,10 @@ public final class KeyboardEngine {
     /** Where the word being typed starts in the text (UTF-16; text.length() if none is). */
     private int prefixStart() {
         if (prefix.isEmpty()) return text.length();
-        List<int[]> spans = tokenizer.tokenSpans(text);
+        int start = marks.get(marks.size() - 1)[0];  // the prefix lies after the last checkpoint
+        List<int[]> spans = tokenizer.tokenSpans(text.substring(start));
         int[] lastSpan = spans.isEmpty() ? null : spans.get(spans.size() - 1);
-        return lastSpan != null && lastSpan[1] == text.length() ? lastSpan[0] : text.length();
+        return lastSpan != null && start + lastSpan[1] == text.length() ? start + lastSpan[0] : text.length();
     }
 
     /** The prefix as the user typed it, if it reads as the prefix token on its own. */
@@ -350,6 +496,11 @@ public final class KeyboardEngine {
     /** The word being typed (normalized as the tokenizer reads it), or "". */
     public String prefix() {
         return prefix;
+    }
+
+    /** Where the fed ids begin in the text (UTF-16), for tests. */
+    public int base() {
+        return base;
     }
 
     /** The ids stepped so far (bos first), for traces and tests. */

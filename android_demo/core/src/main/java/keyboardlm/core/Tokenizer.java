@@ -105,6 +105,11 @@ public final class Tokenizer {
         return !token.isEmpty() && isWordChar(token.codePointAt(0));
     }
 
+    /** True if {@code cp} is whitespace or a control character (step 4's set). */
+    public static boolean isSpace(int cp) {
+        return WHITESPACE.contains(cp);
+    }
+
     /** True if {@code text} ends with whitespace or a control character (step 4's set). */
     public static boolean endsWithSpace(String text) {
         return !text.isEmpty() && WHITESPACE.contains(CodePoints.last(text));

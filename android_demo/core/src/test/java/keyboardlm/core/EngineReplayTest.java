@@ -107,6 +107,8 @@ class EngineReplayTest {
                 engine.backspace();
             } else if (key.equals("RESET")) {
                 engine.reset();
+            } else if (key.equals("JUMP")) {
+                engine.reset(engine.text());
             } else if (key.startsWith("TAP")) {
                 int slot = Integer.parseInt(key.substring(3)) - 1;
                 if (slot < engine.strip().size()) engine.tap(slot);
@@ -150,7 +152,7 @@ class EngineReplayTest {
     void tracesCoverTheEngine() throws Exception {
         JSONArray traces = traces().getJSONArray("traces");
         boolean tap = false, backspace = false, reset = false, completion = false, capital = false, cache = false, repeat = false;
-        boolean primed = false, learnedPrime = false, smallCache = false;
+        boolean primed = false, learnedPrime = false, smallCache = false, longField = false, jump = false;
         for (int i = 0; i < traces.length(); i++) {
             JSONObject trace = traces.getJSONObject(i);
             JSONObject options = trace.getJSONObject("engine").optJSONObject("cache");
@@ -159,12 +161,15 @@ class EngineReplayTest {
             primed |= trace.has("prime") && !trace.getJSONObject("prime").getBoolean("learn");
             learnedPrime |= trace.has("prime") && trace.getJSONObject("prime").getBoolean("learn");
             repeat |= !trace.getJSONObject("engine").getBoolean("no_repeat");
+            longField |= trace.has("prime")
+                    && CodePoints.length(trace.getJSONObject("prime").getString("text")) > 2 * KeyboardEngine.CONTEXT_CHARS;
             JSONArray keys = trace.getJSONArray("keystrokes");
             for (int k = 0; k < keys.length(); k++) {
                 JSONObject key = keys.getJSONObject(k);
                 tap |= key.getString("key").startsWith("TAP");
                 backspace |= key.getString("key").equals("BACKSPACE");
                 reset |= key.getString("key").equals("RESET");
+                jump |= key.getString("key").equals("JUMP");
                 completion |= !key.getString("prefix").isEmpty() && key.getJSONArray("strip").length() > 0;
                 JSONArray strip = key.getJSONArray("strip");
                 for (int s = 0; s < strip.length(); s++) capital |= Character.isUpperCase(strip.getString(s).codePointAt(0));
@@ -174,5 +179,6 @@ class EngineReplayTest {
                 "traces lack one of: tap, backspace, reset, completion, capitalised strip, cache, repeat");
         assertTrue(primed && learnedPrime && smallCache, "traces lack one of: a primed field, a primed field the cache "
                 + "learns, a small cache checked at the end");
+        assertTrue(longField && jump, "traces lack a field longer than twice the engine's window, or a cursor jump");
     }
 }
