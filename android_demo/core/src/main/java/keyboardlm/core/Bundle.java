@@ -6,8 +6,10 @@ import org.json.JSONObject;
 
 /**
  * A verified bundle (export/bundle.py): model.tflite, vocab.txt, vocab.json and manifest.json.
- * Loading checks what load_bundle checks -- format version, every file's sha256, the
- * vocabulary, its size against the model's output size (signature.vocabulary_size) -- and
+ * Loading checks what load_bundle checks -- format version, the files and signature fields,
+ * every file's sha256, the tokenizer spec version (the manifest's and vocab.json's, which
+ * must agree, as must the special ids), the vocabulary, its size against the model's output
+ * size (signature.vocabulary_size) -- and
  * reads the step signature's state layout and the sentence framing the model was trained with.
  */
 public final class Bundle {
@@ -59,10 +61,20 @@ public final class Bundle {
                     + "; this app reads format " + FORMAT_VERSION);
         }
         JSONObject listed = manifest.optJSONObject("files");
+        if (listed == null) {
+            throw new BundleException(manifestName + ": field files is missing (it lists each file's sha256)");
+        }
+        JSONObject signature = manifest.optJSONObject("signature");
+        if (signature == null) {
+            throw new BundleException(manifestName + ": field signature is missing (the step model's inputs and outputs)");
+        }
         byte[] model = null;
         for (String name : FILES) {
-            JSONObject entry = listed == null ? null : listed.optJSONObject(name);
+            JSONObject entry = listed.optJSONObject(name);
             String expected = entry == null ? null : entry.optString("sha256", null);
+            if (expected == null) {
+                throw new BundleException(manifestName + ": field files." + name + ".sha256 is missing");
+            }
             byte[] data = Vocabulary.read(files, name);
             if (!Bytes.sha256(data).equals(expected)) {
                 throw new BundleException(files.describe(name) + ": sha256 does not match manifest.json (tampered or corrupt)");
@@ -70,8 +82,8 @@ public final class Bundle {
             if (name.equals("model.tflite")) model = data;
         }
         Vocabulary vocabulary = Vocabulary.load(files);
-        JSONObject signature = manifest.optJSONObject("signature");
-        Object size = signature == null ? null : signature.opt("vocabulary_size");
+        checkTokenizer(files, manifest, manifestName);
+        Object size = signature.opt("vocabulary_size");
         if (!Vocabulary.isInt(size, vocabulary.size())) {
             throw new BundleException(files.describe("vocab.txt") + ": " + vocabulary.size() + " tokens, but the model outputs " + size);
         }
@@ -97,5 +109,41 @@ public final class Bundle {
             throw new BundleException(manifestName + ": field sentence_context is " + context + ", expected reset or carry");
         }
         return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"));
+    }
+
+    /** The manifest's tokenizer block is this app's spec version and the same as vocab.json's
+     *  (which Vocabulary.load has checked), as are the special ids. */
+    private static void checkTokenizer(BundleFiles files, JSONObject manifest, String manifestName) throws BundleException {
+        JSONObject tokenizer = manifest.optJSONObject("tokenizer");
+        if (tokenizer == null) {
+            throw new BundleException(manifestName + ": field tokenizer is missing");
+        }
+        Object spec = tokenizer.opt("spec_version");
+        if (!Vocabulary.isInt(spec, Tokenizer.SPEC_VERSION)) {
+            throw new BundleException(manifestName + ": field tokenizer.spec_version is " + spec
+                    + ", but this app tokenizes by spec " + Tokenizer.SPEC_VERSION);
+        }
+        JSONObject vocab;
+        try {
+            vocab = new JSONObject(new String(Vocabulary.read(files, "vocab.json"), Bytes.UTF8));
+        } catch (JSONException e) {
+            throw new BundleException(files.describe("vocab.json") + ": not valid JSON (" + e.getMessage() + ")");
+        }
+        for (String field : new String[] {"tokenizer", "special_ids"}) {
+            JSONObject mine = manifest.optJSONObject(field), theirs = vocab.optJSONObject(field);
+            if (mine == null || theirs == null || !sameFields(mine, theirs)) {
+                throw new BundleException(manifestName + ": field " + field + " differs from vocab.json's " + field);
+            }
+        }
+    }
+
+    private static boolean sameFields(JSONObject a, JSONObject b) {
+        if (a.length() != b.length()) return false;
+        java.util.Iterator<String> keys = a.keys();
+        while (keys.hasNext()) {
+            String key = keys.next();
+            if (!b.has(key) || !String.valueOf(a.opt(key)).equals(String.valueOf(b.opt(key)))) return false;
+        }
+        return true;
     }
 }

@@ -131,6 +131,41 @@ class BundleTest {
         assertTrue(failure().startsWith(path("vocab.json") + ": field tokenizer.spec_version is 2"));
     }
 
+    /** A manifest without a field the loader needs says which field, not a misleading checksum or size. */
+    @Test
+    void manifestFieldsMissingOrDisagreeing() throws Exception {
+        JSONObject manifest = manifest();
+        manifest.remove("files");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field files is missing (it lists each file's sha256)", failure());
+        copyBundle();
+        manifest = manifest();
+        manifest.remove("signature");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field signature is missing (the step model's inputs and outputs)", failure());
+        copyBundle();
+        manifest = manifest();
+        manifest.getJSONObject("files").getJSONObject("vocab.txt").remove("sha256");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field files.vocab.txt.sha256 is missing", failure());
+        copyBundle();
+        manifest = manifest();
+        manifest.getJSONObject("tokenizer").put("spec_version", 7);
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field tokenizer.spec_version is 7, but this app tokenizes by spec "
+                + Tokenizer.SPEC_VERSION, failure());
+        copyBundle();
+        manifest = manifest();
+        manifest.getJSONObject("tokenizer").put("lowercase", !manifest.getJSONObject("tokenizer").getBoolean("lowercase"));
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field tokenizer differs from vocab.json's tokenizer", failure());
+        copyBundle();
+        manifest = manifest();
+        manifest.getJSONObject("special_ids").put("<unk>", 7);
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field special_ids differs from vocab.json's special_ids", failure());
+    }
+
     @Test
     void notJson() throws Exception {
         write("manifest.json", "{not json".getBytes(Bytes.UTF8));
