@@ -5,11 +5,12 @@ ever-growing line. When the stream is not a terminal, ``progress`` gives the sam
 object but writes a plain line at most every ``PLAIN_INTERVAL`` seconds (and the last
 state), each ending in a newline.
 """
+import os
 import sys
 
 from tqdm.auto import tqdm
 
-PLAIN_INTERVAL = 30.0
+PLAIN_INTERVAL = 30.0  # seconds between plain lines ($KBLM_PROGRESS_INTERVAL to change)
 
 
 def _isatty(stream):
@@ -42,7 +43,7 @@ def progress(iterable=None, **options):
     stream = options.pop("file", None) or sys.stderr
     if options.get("disable") or _isatty(stream):
         return tqdm(iterable, file=stream, **options)
-    options.setdefault("mininterval", PLAIN_INTERVAL)
-    options["mininterval"] = max(options["mininterval"], PLAIN_INTERVAL)
-    options.setdefault("delay", 2.0)  # short loops stay silent
+    interval = float(os.environ.get("KBLM_PROGRESS_INTERVAL", PLAIN_INTERVAL))
+    options["mininterval"] = max(options.get("mininterval", 0), interval)
+    options.setdefault("delay", min(2.0, interval))  # short loops stay silent
     return tqdm(iterable, file=_Lines(stream), ascii=True, dynamic_ncols=False, ncols=100, **options)

@@ -18,7 +18,7 @@ import statistics
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
+from data_pipeline.progress import progress as tqdm
 
 from data_pipeline import tokenization
 

@@ -19,41 +19,41 @@ from tests.conftest import TOY_MESSAGES
 ROOT = Path(__file__).resolve().parents[2]
 KBLM = [sys.executable, "-m", "keyboard_lm.cli"]
 
-# (command, case): listed in the README's table of bad-input cases; each is a test below.
+# (command, case, test): listed in the README's table of bad-input cases; each is a test below.
 CASES = [
-    ("export", "--out holding someone's files: refused, files kept"),
-    ("export", "--out the run itself: refused, run kept"),
-    ("export", "--out inside the run: refused"),
-    ("export", "--out an earlier bundle: replaced (its own output)"),
-    ("export", "--zip onto a .zip that is not a bundle: refused"),
-    ("export", "--out in a read-only folder: one line, before converting"),
-    ("export", "--tolerance -1: refused by the parser"),
-    ("export", "--sample-messages 0: refused by the parser"),
-    ("export", "killed by SIGTERM mid-conversion: exit 143, no temp files left"),
-    ("export", "killed by SIGKILL: its temp files are removed by the next run"),
-    ("personalize", "--out an existing training run: refused before loading"),
-    ("personalize", "--out a folder of other files: refused"),
-    ("personalize", "--texts with invalid UTF-8: --replace-bad-bytes, as the error advises, works"),
-    ("personalize", "--holdout 0.7 / --jobs 0 / --epochs 0: refused by the parser"),
-    ("data vocab", "--out a run's vocab/: refused, run kept"),
-    ("data vocab", "--out an earlier vocabulary: replaced (its own output)"),
-    ("data vocab", "--out an existing file: one line"),
-    ("data vocab", "--out a read-only folder: one line"),
-    ("data vocab", "--vocab-size 3 / --min-count 0: refused by the parser"),
-    ("data stats", "--json into a read-only folder: one line, before reading the corpus"),
-    ("data stats", "--plot into a read-only folder: one line"),
-    ("data stats", "--json onto a file that is not JSON: refused"),
-    ("train", "--out an existing file: one line"),
-    ("train", "--out in a read-only folder: one line, nothing created"),
-    ("evaluate", "--json into a read-only folder: one line, before evaluating"),
-    ("simulate", "--json into a read-only folder: one line, before replaying"),
-    ("simulate", "--limit -3 / --limit 0: refused by the parser"),
-    ("simulate", "--text with invalid UTF-8: --replace-bad-bytes, as the error advises, works"),
-    ("trace", "--out onto a file that is not JSON: refused"),
-    ("every command", "no TensorFlow/absl/CUDA start-up lines on the console"),
-    ("suggest", "no LiteRT 'XNNPACK delegate' line on the console"),
-    ("train", "progress into a file: plain lines, no colour codes or backspaces"),
-    ("data stats", "progress into a pipe: plain lines, no carriage returns"),
+    ("export", "--out holding someone's files: refused, files kept", "test_export_never_replaces_what_it_did_not_make"),
+    ("export", "--out the run itself: refused, run kept", "test_export_never_replaces_what_it_did_not_make"),
+    ("export", "--out inside the run: refused", "test_export_never_replaces_what_it_did_not_make"),
+    ("export", "--out an earlier bundle: replaced (its own output)", "test_export_replaces_its_own_bundle_and_overwrite_replaces_anything"),
+    ("export", "--zip onto a .zip that is not a bundle: refused", "test_export_never_replaces_what_it_did_not_make"),
+    ("export", "--out in a read-only folder: one line, before converting", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("export", "--tolerance -1: refused by the parser", "test_numbers_out_of_range_are_one_line"),
+    ("export", "--sample-messages 0: refused by the parser", "test_numbers_out_of_range_are_one_line"),
+    ("export", "killed by SIGTERM mid-conversion: exit 143, no temp files left", "test_sigterm_mid_export_leaves_no_temporary_files"),
+    ("export", "killed by SIGKILL: its temp files are removed by the next run", "test_sigkill_leftovers_are_removed_by_the_next_run"),
+    ("personalize", "--out an existing training run: refused before loading", "test_personalize_refuses_an_out_it_did_not_make"),
+    ("personalize", "--out a folder of other files: refused", "test_personalize_refuses_an_out_it_did_not_make"),
+    ("personalize", "--texts with invalid UTF-8: --replace-bad-bytes, as the error advises, works", "test_personalize_and_simulate_take_the_advice_on_bad_bytes"),
+    ("personalize", "--holdout 0.7 / --jobs 0 / --epochs 0: refused by the parser", "test_numbers_out_of_range_are_one_line"),
+    ("data vocab", "--out a run's vocab/: refused, run kept", "test_vocab_never_breaks_a_run"),
+    ("data vocab", "--out an earlier vocabulary: replaced (its own output)", "test_vocab_never_breaks_a_run"),
+    ("data vocab", "--out an existing file: one line", "test_vocab_never_breaks_a_run"),
+    ("data vocab", "--out a read-only folder: one line", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("data vocab", "--vocab-size 3 / --min-count 0: refused by the parser", "test_numbers_out_of_range_are_one_line"),
+    ("data stats", "--json into a read-only folder: one line, before reading the corpus", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("data stats", "--plot into a read-only folder: one line", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("data stats", "--json onto a file that is not JSON: refused", "test_stats_and_trace_refuse_a_file_they_did_not_write"),
+    ("train", "--out an existing file: one line", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("train", "--out in a read-only folder: one line, nothing created", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("evaluate", "--json into a read-only folder: one line, before evaluating", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("simulate", "--json into a read-only folder: one line, before replaying", "test_unwritable_paths_are_one_line_before_any_work"),
+    ("simulate", "--limit -3 / --limit 0: refused by the parser", "test_numbers_out_of_range_are_one_line"),
+    ("simulate", "--text with invalid UTF-8: --replace-bad-bytes, as the error advises, works", "test_personalize_and_simulate_take_the_advice_on_bad_bytes"),
+    ("trace", "--out onto a file that is not JSON: refused", "test_stats_and_trace_refuse_a_file_they_did_not_write"),
+    ("every command", "no TensorFlow/absl/CUDA start-up lines on the console", "test_no_library_noise_on_the_console"),
+    ("suggest", "no LiteRT 'XNNPACK delegate' line on the console", "test_no_library_noise_on_the_console"),
+    ("train", "progress into a file: plain lines, no colour codes or backspaces", "test_progress_into_a_file_is_plain_lines"),
+    ("data stats", "progress into a pipe: plain lines, no carriage returns", "test_progress_into_a_pipe_is_plain_lines"),
 ]
 
 
@@ -329,3 +329,16 @@ def test_progress_into_a_file_is_plain_lines(tmp_path, user_file):
     assert "\x1b" not in text and "\b" not in text and "\r" not in text, repr(text[:500])
     assert "epoch 1/1 done" in text
     assert max(len(line) for line in text.splitlines()) < 400
+
+
+def test_progress_into_a_pipe_is_plain_lines(tmp_path):
+    """tqdm's bars (tokenizing a corpus) become plain lines when stderr is a pipe."""
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(f"message number {i} about the station and the train" for i in range(40_000)) + "\n")
+    env = {**os.environ, "KBLM_PROGRESS_INTERVAL": "0.2"}
+    result = subprocess.run(KBLM + ["data", "vocab", str(big), "--out", str(tmp_path / "v")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("tokenizing")]
+    assert lines and all("%|" in line for line in lines), result.stderr
