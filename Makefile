@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/export_latency.py
 	$(BIN)/python benchmarks/keystroke_savings.py
+	$(BIN)/python benchmarks/engine_long_field.py
 	$(BIN)/python benchmarks/personalization.py
 	$(BIN)/python benchmarks/personalization.py --base brown-bengio-wide --no-cost
 	$(BIN)/python benchmarks/personalization_sweep.py
