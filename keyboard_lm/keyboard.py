@@ -57,7 +57,7 @@ from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS
 
 STRIP_SIZE = 3
 STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window
-CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (the app's CONTEXT too)
+CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (KeyboardEngine.java's CONTEXT_CHARS too; the app's controller reads by it)
 _SPACES = re.compile(tokenization.whitespace_class(lambda cp: f"\\U{cp:08X}") + "+")
 
 
@@ -108,11 +108,15 @@ class KeyboardEngine:
 
     # -- text changes -------------------------------------------------------------------
 
-    def reset(self, text="", learn=False):
+    def reset(self, text="", learn=False, private=False):
         """A new text field or a cursor jump: empty state, then primed on ``text``.
 
         The cache (if any) does not learn the text a field opens with (it learned it when
-        it was typed), unless ``learn``: teaching a cache the user's earlier text."""
+        it was typed), unless ``learn``: teaching a cache the user's earlier text.
+        ``private``: a password field, or one that asks for no suggestions or no learning
+        (the app's ``InputTypes.isPrivate``): until the next reset the engine only follows
+        the text; no model step, an empty strip, nothing learned or cached."""
+        self.private = private
         self.runner.reset()
         self._primed = 0 if learn else sys.maxsize
         self._primed_end = 0 if learn else sys.maxsize  # where the opening text ends (for a re-prime)
@@ -121,6 +125,9 @@ class KeyboardEngine:
         self._base, self._marks = 0, [(0, 1)]  # checkpoints (position, ids before it), ascending
         self.log_probs = self._scores = None
         self._passed, self._shown, self._word_start = set(), [], 0
+        if private:
+            self.text = text
+            return
         self._feed(BOS_ID)
         self.set_text(text)
         self._primed = min(self._primed, len(self._fed))  # ids at these positions are never learned
@@ -128,6 +135,9 @@ class KeyboardEngine:
 
     def set_text(self, text):
         """The text before the cursor changed (typing, backspace, paste): resync the model."""
+        if self.private:
+            self.text = text
+            return
         if text == self.text and self._fed:
             return
         typed_on = text.startswith(self.text) and len(text) > len(self.text)
@@ -257,6 +267,8 @@ class KeyboardEngine:
 
     def strip(self):
         """Up to ``strip_size`` distinct words: completions of the prefix, else next words."""
+        if self.private:
+            return []
         if self.prefix:
             key = tokenization.lowercase(self.prefix)
             lo = bisect.bisect_left(self._keys, key)

@@ -540,3 +540,29 @@ def test_type_demo_under_tmux(toy_bundle, tmp_path):
         assert wait_for("> see you at the station"), screen()  # (tmux trims the trailing space)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_private_field_steps_nothing_and_learns_nothing(bundle):
+    """A password (or no-suggestions) field: reset(text, private=True) follows the text only:
+    no model step, an empty strip, nothing cached; the next ordinary reset suggests again."""
+    cache = PersonalCache(len(bundle.vocab), 0.3)
+    engine = KeyboardEngine(bundle, cache=cache)
+    engine.reset("we met at the park . ", learn=True)
+    learned = json.dumps(cache.to_json(), sort_keys=True)
+    steps = []
+    step = engine.runner.step
+    engine.runner.step = lambda token: steps.append(token) or step(token)
+    engine.reset("my secret is hunter", private=True)
+    assert engine.strip() == [] and engine.text == "my secret is hunter"
+    for keys in ("2 ", "and the station . ", "see you at the sta"):
+        engine.type(keys)
+        assert engine.strip() == []
+    engine.backspace()
+    engine.set_text("other text ")
+    assert engine.strip() == [] and engine.fed_ids == []
+    with pytest.raises(IndexError):
+        engine.tap(0)  # nothing was shown, nothing to take
+    assert steps == [], "a private field stepped the model"
+    assert json.dumps(cache.to_json(), sort_keys=True) == learned, "a private field changed the cache"
+    engine.reset("see you at the sta")
+    assert steps and engine.strip()[0] == "station" and not engine.private

@@ -25,28 +25,36 @@ final class LiteRtStepModel implements StepModel {
     LiteRtStepModel(Bundle bundle) throws BundleException {
         ByteBuffer model = ByteBuffer.allocateDirect(bundle.model.length).order(ByteOrder.nativeOrder());
         model.put(bundle.model).rewind();
-        interpreter = new Interpreter(model, new Interpreter.Options().setNumThreads(1));
         names = bundle.stateNames;
         sizes = bundle.stateSizes;
+        interpreter = new Interpreter(model, new Interpreter.Options().setNumThreads(1));
+        boolean opened = false;
+        try {  // any failure below (ours or LiteRT's IllegalArgumentException) closes the interpreter
+            outputSize = check(interpreter, names);
+            opened = true;
+        } finally {
+            if (!opened) interpreter.close();
+        }
+    }
+
+    /** Checks the step signature; returns the log-probabilities' size (the engine checks it against the vocabulary). */
+    private static int check(Interpreter interpreter, String[] names) throws BundleException {
         String[] signatures = interpreter.getSignatureKeys();
         if (!Arrays.asList(signatures).contains(Bundle.SIGNATURE)) {
-            close();
             throw new BundleException("model.tflite: no signature \"step\" (it has " + Arrays.toString(signatures) + ")");
         }
         List<String> inputs = Arrays.asList(interpreter.getSignatureInputs(Bundle.SIGNATURE));
         List<String> outputs = Arrays.asList(interpreter.getSignatureOutputs(Bundle.SIGNATURE));
         for (String name : names) {
             if (!inputs.contains(name) || !outputs.contains("next_" + name)) {
-                close();
                 throw new BundleException("model.tflite: signature step lacks state " + name + " (inputs " + inputs + ")");
             }
         }
         if (!inputs.contains("token") || !outputs.contains("log_probs")) {
-            close();
             throw new BundleException("model.tflite: signature step needs input token and output log_probs");
         }
         int[] shape = interpreter.getOutputTensorFromSignature("log_probs", Bundle.SIGNATURE).shape();
-        outputSize = shape[shape.length - 1];  // the engine checks it against the vocabulary
+        return shape[shape.length - 1];
     }
 
     @Override

@@ -2,28 +2,50 @@ package keyboardlm.demo;
 
 import android.content.Context;
 import android.content.res.AssetManager;
+import android.os.Handler;
+import android.os.Looper;
 import java.io.File;
 import java.io.IOException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import keyboardlm.core.BundleFiles;
 import keyboardlm.core.Bytes;
-import keyboardlm.core.KeyboardSession;
+import keyboardlm.core.KeyboardController;
 
 /**
- * Opens the keyboard session on the bundle: the app's external files dir/bundle/ if one was
- * pushed there (adb push, no rebuild), else assets/bundle/ (copy_bundle.sh, then rebuild).
- * A missing or bad bundle gives a session with a message and no suggestions, never a crash.
+ * Wires a KeyboardController to Android: the bundle (the app's external files dir/bundle/ if
+ * one was pushed there with adb push, else assets/bundle/ from copy_bundle.sh; asked again at
+ * every start of input, so a pushed bundle is picked up when the keyboard reopens), LiteRT,
+ * one background thread for the model, and the main thread for the answers.
  */
 final class Sessions {
     static final String DIRECTORY = "bundle";
 
     private Sessions() {}
 
-    static KeyboardSession open(Context context) {
+    /** The background thread: all model work (load, prime, steps) runs there, in order. */
+    static ExecutorService worker() {
+        return Executors.newSingleThreadExecutor(task -> new Thread(task, "keyboard-model"));
+    }
+
+    /** The main thread, where the controller and the editor calls live. */
+    static Executor mainThread() {
+        Handler handler = new Handler(Looper.getMainLooper());
+        return handler::post;
+    }
+
+    static KeyboardController controller(Context context, KeyboardController.Editor editor, Executor worker) {
+        Context app = context.getApplicationContext();
+        return new KeyboardController(editor, () -> files(app), LiteRtStepModel::new, null, worker, mainThread());
+    }
+
+    /** Called on the worker: the pushed directory if it holds a manifest.json, else the assets. */
+    private static BundleFiles files(Context context) {
         File external = context.getExternalFilesDir(null);
         File pushed = external == null ? null : new File(external, DIRECTORY);
-        BundleFiles files = pushed != null && new File(pushed, "manifest.json").isFile()
+        return pushed != null && new File(pushed, "manifest.json").isFile()
                 ? BundleFiles.directory(pushed) : assets(context.getAssets());
-        return KeyboardSession.open(files, LiteRtStepModel::new);
     }
 
     private static BundleFiles assets(final AssetManager assets) {

@@ -204,12 +204,17 @@ public final class KeyboardEngine {
     /** Accepts suggestion {@code index}: the word replaces the prefix, plus a space. */
     public String tap(int index) {
         String word = strip().get(index);
+        setText(afterTap(word));
+        return word;
+    }
+
+    /** The text {@link #tap} leaves when it takes {@code word}; changes nothing (the controller's edit). */
+    public String afterTap(String word) {
         String before = text.substring(0, prefixStart());
         if (!before.isEmpty() && prefix.isEmpty() && !Tokenizer.endsWithSpace(before)) {
             before += " ";  // after "Hi." the word needs its own space
         }
-        setText(before + word + " ");
-        return word;
+        return before + word + " ";
     }
 
     // -- model steps ----------------------------------------------------------------------

@@ -43,6 +43,11 @@ public final class KeyboardSession {
         return open(files, models, null);
     }
 
+    /** A session with no engine: {@code message} (after "No suggestions: ") and an empty strip. */
+    public static KeyboardSession failed(String message) {
+        return failed(message, null);
+    }
+
     private static KeyboardSession failed(String message, StepModel model) {
         KeyboardSession session = new KeyboardSession(null, model, "No suggestions: " + message);
         session.close();
@@ -95,6 +100,19 @@ public final class KeyboardSession {
             if (index >= engine.strip().size()) return null;
             engine.tap(index);
             return engine.text();
+        } catch (RuntimeException e) {
+            fail(e);
+            return null;
+        }
+    }
+
+    /** The text a tap on each of {@code words} leaves (changes nothing); null when not ready. */
+    public List<String> afterTaps(List<String> words) {
+        if (engine == null) return null;
+        try {
+            List<String> after = new ArrayList<>();
+            for (String word : words) after.add(engine.afterTap(word));
+            return after;
         } catch (RuntimeException e) {
             fail(e);
             return null;
