@@ -143,8 +143,8 @@ def main():
     parser.add_argument("--bundle", help="an exported bundle (default: train and export a small mobile one)")
     parser.add_argument("--before", help="an earlier checkout whose kblm simulate to time too (up to 16k characters)")
     args = parser.parse_args()
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import CONTEXT_CHARS, KeyboardEngine
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import CONTEXT_CHARS, KeyboardEngine
 
     with tempfile.TemporaryDirectory() as workdir:
         bundle = bundle_path(args.bundle, workdir)

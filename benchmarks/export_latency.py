@@ -64,7 +64,7 @@ def fc_rate(mode):
 
 
 def step_latency(model_bytes, layout, vocabulary_size):
-    from export.runtime import StepRunner
+    from keyboard_lm.phone.runtime import StepRunner
 
     runner = StepRunner(model_bytes, layout, num_threads=1)
     tokens = np.random.default_rng(0).integers(4, vocabulary_size, STEPS + 100)
@@ -81,10 +81,10 @@ def latency_rows():
     from data_pipeline.errors import KblmError
     from export import tflite
     from export.exporter import state_layout
-    from export.runtime import StepRunner
+    from keyboard_lm.phone.runtime import StepRunner
     from export.step_model import build_step_model
-    from keyboard_lm.config import preset
-    from keyboard_lm.model import build_model
+    from keyboard_lm.training.config import preset
+    from keyboard_lm.training.model import build_model
 
     rates = {"float": fc_rate("float"), "int8": fc_rate("int8")}
     print(f"single-core multiply-accumulates/s: float {rates['float']:.3g}, int8 {rates['int8']:.3g}", flush=True)

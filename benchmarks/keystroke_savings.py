@@ -23,8 +23,8 @@ SETUPS = {  # corpus -> run trained by benchmarks/quality.py
 
 
 def load_time(bundle_dir):
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
 
     started = time.perf_counter()
     engine = KeyboardEngine(load_bundle(bundle_dir))
@@ -35,10 +35,10 @@ def load_time(bundle_dir):
 def main():
     from data_pipeline.corpora import load_corpus
     from export.exporter import export_run
-    from keyboard_lm.presage import presage_predictor_for
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.simulator import EnginePredictor, simulate
+    from keyboard_lm.phone.presage import presage_predictor_for
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
     rows = []
     for corpus_name, run in SETUPS.items():

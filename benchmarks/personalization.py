@@ -104,10 +104,10 @@ def category_halves(split="category"):
 
 
 def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.personal_cache import PersonalCache
-    from keyboard_lm.simulator import EnginePredictor, simulate
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.personal_cache import PersonalCache
+    from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
     bundle = load_bundle(bundle_dir)
     cache = PersonalCache(len(bundle.vocab), weight) if weight else None
@@ -160,7 +160,7 @@ def personalize_once(run, texts, options, **kwargs):
 
 def top3_on(run, messages):
     """Model top-3 of a run on messages (each from <bos>, as the keyboard starts a field)."""
-    from keyboard_lm.evaluate import evaluate_messages
+    from keyboard_lm.training.evaluate import evaluate_messages
 
     return {name: summary["top3"] for name, summary in evaluate_messages(run, messages).items()}
 

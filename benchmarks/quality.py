@@ -44,8 +44,8 @@ def experiments(minutes, nlp_minutes, wide_minutes=62.0):
 
 
 def run(name, spec):
-    from keyboard_lm.evaluate import evaluate_run
-    from keyboard_lm.train import train
+    from keyboard_lm.training.evaluate import evaluate_run
+    from keyboard_lm.training.train import train
 
     out = os.path.join(RUNS, name)
     resume = os.path.exists(os.path.join(out, "config.json"))

@@ -28,8 +28,8 @@ def measure(corpus, vocab, model_config, train_config, repeats, calls):
     import tensorflow as tf
 
     from data_pipeline.dataset import make_dataset
-    from keyboard_lm.loop import Steps, make_optimizer
-    from keyboard_lm.model import build_training_model
+    from keyboard_lm.training.loop import Steps, make_optimizer
+    from keyboard_lm.training.model import build_training_model
 
     keras.mixed_precision.set_global_policy(train_config.precision)
     try:
@@ -72,7 +72,7 @@ def main():
     from data_pipeline.dataset import PipelineConfig
     from data_pipeline.tokenization import TokenizerOptions
     from data_pipeline.vocab import VocabularyOptions, build_vocabulary
-    from keyboard_lm.config import ModelConfig, TrainConfig, preset
+    from keyboard_lm.training.config import ModelConfig, TrainConfig, preset
 
     threads = os.environ.get("KBLM_THREADS")
     if threads:

@@ -29,46 +29,16 @@ stream mode (truncated BPTT; a stateful model carries its state across batches):
     batch k = columns [k*bptt, (k+1)*bptt) as inputs, shifted by one as targets;
     row r of batch k+1 continues row r of batch k. Batches come in order, never shuffled.
 """
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
 from data_pipeline.errors import KblmError
+from data_pipeline.pipeline_config import MODES, PipelineConfig  # noqa: F401  (re-exported)
 from data_pipeline.tf_tokenization import TFTokenizer
 from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-MODES = ("message", "stream")
 ENCODE_BATCH = 512  # messages tokenized per graph call
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-    """How batches are laid out; saved with every training run."""
-
-    mode: str = "message"  # "message" (padded, masked) or "stream" (truncated BPTT)
-    batch_size: int = 32
-    sequence_length: int = 35  # inputs per row: max message window, or the bptt length
-    bucket_by_length: bool = True  # message mode: group similar lengths to cut padding
-    shuffle_buffer: int = 20_000  # message mode, training only (windows)
-    cache: bool = True  # keep encoded windows in memory after the first pass
-    seed: int = 1234
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise KblmError(f"pipeline mode must be one of {list(MODES)}; got {self.mode!r}")
-        # (keyboard_lm.config checks every field of a config read from JSON or flags, naming it;
-        # this guards configs built in code.)
-        for name in ("batch_size", "sequence_length", "shuffle_buffer"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise KblmError(f"pipeline {name}: expected an integer >= 1, got {value!r}")
-
-    def bucket_boundaries(self):
-        """Window lengths (sequence_length + 1 at most) padded up to these, minus one."""
-        top = self.sequence_length + 2
-        return sorted({min(top, b) for b in (8, 12, 16, 24, 32, 48, 64, 96, 128)} | {top})
 
 
 def lookup_table(vocab):

@@ -1,6 +1,6 @@
 """``kblm export``: a run's best model -> quantized, verified TFLite bundle.
 
-Input: a run directory (``keyboard_lm.run``). Output: a bundle (``export.bundle``) whose
+Input: a run directory (``keyboard_lm.training.run``). Output: a bundle (``export.bundle``) whose
 manifest records the step model's layout and its measured quality on held-out text next
 to the float Keras model's. A mode that loses more than ``tolerance`` (relative top-3) is
 refused unless forced.
@@ -17,9 +17,9 @@ from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
-from export.runtime import StepRunner, score_messages
 from export.step_model import build_step_model, state_names
-from keyboard_lm.metrics import summarize
+from keyboard_lm.phone.runtime import StepRunner, score_messages
+from keyboard_lm.training.metrics import summarize
 
 REFERENCE_BATCH = 64
 
@@ -41,8 +41,8 @@ def keras_reference(model, model_config, messages_ids):
     """Float Keras metrics on whole messages from an empty state (what the step loop does)."""
     import keras
 
-    from keyboard_lm.metrics import next_word_sums
-    from keyboard_lm.model import zero_states
+    from keyboard_lm.training.metrics import next_word_sums
+    from keyboard_lm.training.model import zero_states
 
     total = {}
     for start in range(0, len(messages_ids), REFERENCE_BATCH):
@@ -71,7 +71,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
                cache_dir=None):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest."""
     from data_pipeline.corpora import load_corpus
-    from keyboard_lm.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
+    from keyboard_lm.training.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
 
     tflite.check_mode(mode)
     model_config, train_config, raw = load_run_config(run_dir)

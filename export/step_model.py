@@ -1,6 +1,6 @@
 """The phone's model: one recurrent step per word, with the state explicit in and out.
 
-Input: a trained Keras model (``keyboard_lm.model``) and its ModelConfig. Output: a
+Input: a trained Keras model (``keyboard_lm.training.model``) and its ModelConfig. Output: a
 ``tf.Module`` whose ``step`` function maps (token id, state of every layer) to
 (log-probabilities over the vocabulary, next state), ready for the TFLite converter.
 

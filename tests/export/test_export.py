@@ -13,14 +13,15 @@ import tensorflow as tf
 from data_pipeline.errors import KblmError
 from data_pipeline.vocab import BOS_ID
 from export import tflite
-from export.bundle import FORMAT_VERSION, load_bundle, zip_path
+from export.bundle import zip_path
+from keyboard_lm.phone.bundle import FORMAT_VERSION, load_bundle
 from export.exporter import encode_messages, export_run, state_layout
-from export.runtime import StepRunner
+from keyboard_lm.phone.runtime import StepRunner
 from export.step_model import build_step_model
 from keyboard_lm.cli import main
-from keyboard_lm.model import zero_states
-from keyboard_lm.run import load_run_config, load_run_model, load_run_vocabulary
-from keyboard_lm.train import train
+from keyboard_lm.training.model import zero_states
+from keyboard_lm.training.run import load_run_config, load_run_model, load_run_vocabulary
+from keyboard_lm.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_export_bundle_inspect_and_tf_free_loading(brown_run, tmp_path, capsys):
     assert main(["inspect", str(zip_path(out))]) == 0
     assert "checksums OK" in capsys.readouterr().out
     code = ("import sys; sys.modules['tensorflow'] = None\n"
-            "from export.bundle import load_bundle\n"
+            "from keyboard_lm.phone.bundle import load_bundle\n"
             f"b = load_bundle({str(out)!r}); r = b.runner()\n"
             "lp = r.step(2); assert lp.shape == (len(b.vocab),)\n"
             "assert not any(m.startswith('tensorflow') for m in sys.modules if sys.modules[m])\n")

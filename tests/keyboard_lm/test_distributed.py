@@ -30,7 +30,7 @@ def run_python(code, env=None, timeout=300):
 def weights_of(run_dir):
     code = f"""
         import numpy as np
-        from keyboard_lm.run import load_run_model
+        from keyboard_lm.training.run import load_run_model
         np.savez({str(run_dir / 'w.npz')!r}, *load_run_model({str(run_dir)!r}).get_weights())
     """
     result = run_python(code)
@@ -48,8 +48,8 @@ def test_two_mirrored_replicas_step_like_one_device(tmp_path, corpus_file, mode)
             import tensorflow as tf
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-            from keyboard_lm.train import train
-            from keyboard_lm.loop import resolve_strategy
+            from keyboard_lm.training.train import train
+            from keyboard_lm.training.loop import resolve_strategy
             assert resolve_strategy({strategy!r}).num_replicas_in_sync == {2 if strategy == "mirrored" else 1}
             train({str(runs[strategy])!r}, {corpus_file!r}, "tiny", {MODEL!r},
                   {{"epochs": 1, "steps_per_epoch": 6, "strategy": {strategy!r}, "clip_norm": 0.05,

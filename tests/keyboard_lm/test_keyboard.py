@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from data_pipeline import tokenization
 from data_pipeline.vocab import BOS_ID, EOS_ID
-from export.bundle import load_bundle
+from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.cli import main
-from keyboard_lm.keyboard import KeyboardEngine
-from keyboard_lm.personal_cache import PersonalCache
-from keyboard_lm.simulator import EnginePredictor, simulate
-from keyboard_lm.traces import record
+from keyboard_lm.phone.keyboard import KeyboardEngine
+from keyboard_lm.phone.personal_cache import PersonalCache
+from keyboard_lm.phone.simulator import EnginePredictor, simulate
+from keyboard_lm.phone.traces import record
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,7 @@ _SPACE_PIECES = st.sampled_from([" ", "\t", "\n", "\x00", "\x85", "\u00a0", "\u1
 def test_tokens_split_at_whitespace(before, space, after):
     """tokenize(text) == tokenize(text[:p]) + tokenize(text[p:]) after any whitespace, and the
     engine's chunks of a text are its tokens."""
-    from keyboard_lm.keyboard import chunks
+    from keyboard_lm.phone.keyboard import chunks
 
     head = before + space
     assert tokenization.tokenize(head + after) == tokenization.tokenize(head) + tokenization.tokenize(after)
@@ -290,7 +290,7 @@ def _counting_tokenizer(monkeypatch):
 def test_keystroke_cost_does_not_grow_with_the_field(bundle, monkeypatch):
     """At the end of a 100,000-character field, each keystroke tokenizes only the last word or
     so, and steps the model only on the new ids; a reset reads only the window."""
-    from keyboard_lm.keyboard import CONTEXT_CHARS
+    from keyboard_lm.phone.keyboard import CONTEXT_CHARS
 
     steps = []
     engine = KeyboardEngine(bundle)
@@ -322,7 +322,7 @@ def test_keystroke_cost_does_not_grow_with_the_field(bundle, monkeypatch):
 def test_long_field_equals_a_fresh_engine_on_its_window(bundle, monkeypatch):
     """Typing, backspacing across checkpoints and a mid-window edit at the end of a long field
     give what a fresh engine primed on the window's text gives: ids, log-probs and strips."""
-    from keyboard_lm import keyboard
+    from keyboard_lm.phone import keyboard
 
     text = _long_text(5_000, seed=1)
     engine = KeyboardEngine(bundle)
@@ -355,7 +355,7 @@ def test_long_field_equals_a_fresh_engine_on_its_window(bundle, monkeypatch):
 
 
 def test_window_start_without_sentence_ends_or_spaces(bundle, monkeypatch):
-    from keyboard_lm import keyboard
+    from keyboard_lm.phone import keyboard
 
     monkeypatch.setattr(keyboard, "CONTEXT_CHARS", 20)
     engine = KeyboardEngine(bundle)
@@ -375,7 +375,7 @@ def test_window_start_without_sentence_ends_or_spaces(bundle, monkeypatch):
 def test_small_window_keeps_the_invariant(bundle, keys, opening):
     """With a 40-character window: after any keystroke, fed ids are the spec's ids of the text
     from the window's base, and every checkpoint splits the text's tokens."""
-    from keyboard_lm import keyboard
+    from keyboard_lm.phone import keyboard
 
     engine = _shared_engine(bundle)
     saved, keyboard.CONTEXT_CHARS = keyboard.CONTEXT_CHARS, 40
@@ -483,10 +483,10 @@ def test_traces_are_deterministic_and_complete(bundle):
 
 def test_harness_is_tensorflow_free(toy_bundle):
     code = ("import sys; sys.modules['tensorflow'] = None\n"
-            "from export.bundle import load_bundle\n"
-            "from keyboard_lm.keyboard import KeyboardEngine\n"
-            "from keyboard_lm.simulator import simulate, EnginePredictor\n"
-            "from keyboard_lm import traces, terminal\n"
+            "from keyboard_lm.phone.bundle import load_bundle\n"
+            "from keyboard_lm.phone.keyboard import KeyboardEngine\n"
+            "from keyboard_lm.phone.simulator import simulate, EnginePredictor\n"
+            "from keyboard_lm.phone import traces, terminal\n"
             f"e = KeyboardEngine(load_bundle({str(toy_bundle)!r})); e.set_text('see you at the sta')\n"
             "assert e.strip()\n"
             "assert not any(m.startswith(('tensorflow', 'keras')) for m in sys.modules if sys.modules[m])\n")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from data_pipeline.errors import KblmError
-from keyboard_lm.config import PRESETS, ModelConfig, model_config_from_dict, preset
-from keyboard_lm.model import build_model, zero_states
+from keyboard_lm.training.config import PRESETS, ModelConfig, model_config_from_dict, preset
+from keyboard_lm.training.model import build_model, zero_states
 
 TOY = ModelConfig(vocabulary_size=30, embedding_dim=6, rnn_units=(8, 5), dropout=0.0)
 

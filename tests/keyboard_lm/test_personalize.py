@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from data_pipeline.errors import KblmError
-from export.bundle import load_bundle
+from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.cli import main
-from keyboard_lm.evaluate import evaluate_messages
+from keyboard_lm.training.evaluate import evaluate_messages
 from keyboard_lm.personalize import MIN_WORDS, PersonalizeOptions, personalize
-from keyboard_lm.run import load_run_model
+from keyboard_lm.training.run import load_run_model
 from tests.keyboard_lm.test_training import saved_groups
 
 # This user goes to the park, not to the station the base corpus mostly talks about.

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from data_pipeline.errors import KblmError
-from keyboard_lm import presage
-from keyboard_lm.presage import PresagePredictor, train_ngram_database
+from keyboard_lm.phone import presage
+from keyboard_lm.phone.presage import PresagePredictor, train_ngram_database
 
 
 def _presage_missing():

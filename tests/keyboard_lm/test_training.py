@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from keyboard_lm.cli import main
-from keyboard_lm.evaluate import evaluate_run
-from keyboard_lm.run import load_run_config, load_run_model
-from keyboard_lm.train import train
+from keyboard_lm.training.evaluate import evaluate_run
+from keyboard_lm.training.run import load_run_config, load_run_model
+from keyboard_lm.training.train import train
 
 SENTENCES = [
     "the cat sat on the mat", "the dog sat on the rug", "a cat ate the fish",
@@ -130,7 +130,7 @@ def test_interrupted_save_never_corrupts_the_best_model(tmp_path, corpus_file, m
           progress=False)
     best = tmp_path / "run" / "best.keras"
     before = best.read_bytes()
-    from keyboard_lm import callbacks
+    from keyboard_lm.training import callbacks
 
     model_config = load_run_config(tmp_path / "run")[0]
     checkpoint = callbacks.AtomicModelCheckpoint(str(best), tmp_path / "run" / "best.json", model_config)
@@ -210,7 +210,7 @@ def test_untied_model_with_sparse_embedding_gradients(tmp_path, corpus_file):
 def test_sparse_gradients_are_merged_before_clipping():
     import tensorflow as tf
 
-    from keyboard_lm.loop import _merge_duplicates
+    from keyboard_lm.training.loop import _merge_duplicates
 
     values = tf.ones([100, 4])
     sparse = tf.IndexedSlices(values, tf.zeros([100], tf.int64), tf.constant([10, 4], tf.int64))

@@ -5,7 +5,7 @@ import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * A verified bundle (export/bundle.py): model.tflite, vocab.txt, vocab.json and manifest.json.
+ * A verified bundle (keyboard_lm/phone/bundle.py): model.tflite, vocab.txt, vocab.json and manifest.json.
  * Loading checks what load_bundle checks -- format version, the files and signature fields,
  * every file's sha256, the tokenizer spec version (the manifest's and vocab.json's, which
  * must agree, as must the special ids), the vocabulary, its size against the model's output

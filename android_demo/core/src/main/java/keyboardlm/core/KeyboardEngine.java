@@ -9,7 +9,7 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * The keyboard engine: keyboard_lm/keyboard.py's KeyboardEngine, line for line (golden
+ * The keyboard engine: keyboard_lm/phone/keyboard.py's KeyboardEngine, line for line (golden
  * traces of the Python engine hold the two to the same strips, keystroke by keystroke).
  *
  * The invariant, kept after every change of the text before the cursor:

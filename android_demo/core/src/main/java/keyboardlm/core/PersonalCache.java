@@ -8,7 +8,7 @@ import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * The personal cache (keyboard_lm/personal_cache.py): the user's recent words and word
+ * The personal cache (keyboard_lm/phone/personal_cache.py): the user's recent words and word
  * pairs, mixed into the model's distribution.
  *
  *   p(w | prev) = (1 - weight) * p_model(w | context) + weight * p_cache(w | prev)

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 
 /**
- * The Python engine's golden traces (``kblm trace`` / keyboard_lm/traces.py) replayed through
+ * The Python engine's golden traces (``kblm trace`` / keyboard_lm/phone/traces.py) replayed through
  * the Java engine, keystroke by keystroke: same text, prefix, kept and fed ids, model steps
  * (ids and the states they start from, see ReplayModel) and strip; the personal cache's pairs
  * at the end. The model is answered from the recorded outputs of the real exported model.

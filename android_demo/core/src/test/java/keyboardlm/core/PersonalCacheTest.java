@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.json.JSONObject;
 import org.junit.jupiter.api.Test;
 
-/** The personal cache's undo log and its checks (keyboard_lm/personal_cache.py's, mirrored). */
+/** The personal cache's undo log and its checks (keyboard_lm/phone/personal_cache.py's, mirrored). */
 class PersonalCacheTest {
     private static String pairs(PersonalCache cache) throws Exception {
         return cache.toJson().getJSONArray("pairs").toString();

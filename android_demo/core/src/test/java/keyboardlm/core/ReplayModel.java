@@ -16,7 +16,7 @@ import org.opentest4j.AssertionFailedError;
  * exported model gave the Python engine, in order. Every step must ask for exactly the
  * recorded id, from exactly the state the Python engine stepped from. The state step k
  * returns is filled with k + 1 (zeros: the empty context), so the incoming state names the
- * recorded step that produced it. keyboard_lm/keyboard.py steps fed position p from the
+ * recorded step that produced it. keyboard_lm/phone/keyboard.py steps fed position p from the
  * output of the step that produced position p - 1 (after a rewind: the state its stack kept
  * before position p, which is that output), and from zeros at position 0 (reset, re-prime
  * beyond the stack) and at every bos when sentences reset ("reset" bundles). Which positions

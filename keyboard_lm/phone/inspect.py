@@ -3,7 +3,7 @@ import collections
 import struct
 
 from data_pipeline.errors import KblmError
-from export.bundle import load_bundle
+from keyboard_lm.phone.bundle import load_bundle
 
 
 def weight_buffers(model_path, top=8):

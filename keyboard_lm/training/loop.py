@@ -25,8 +25,8 @@ import keras
 import tensorflow as tf
 
 from data_pipeline.errors import KblmError
-from keyboard_lm.metrics import next_word_sums, summarize
-from keyboard_lm.model import zero_states
+from keyboard_lm.training.metrics import next_word_sums, summarize
+from keyboard_lm.training.model import zero_states
 
 
 def resolve_strategy(name):

@@ -7,8 +7,8 @@ import dataclasses
 import json
 import math
 
-from data_pipeline.dataset import MODES, PipelineConfig
 from data_pipeline.errors import KblmError
+from data_pipeline.pipeline_config import MODES, PipelineConfig
 from data_pipeline.vocab import SPECIAL_TOKENS
 
 CELLS = ("lstm", "gru", "simple_rnn")

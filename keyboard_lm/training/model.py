@@ -12,7 +12,7 @@ loop carries the state across batches) and the phone's one-step-per-word model.
 import keras
 from keras import ops
 
-from keyboard_lm.config import ModelConfig
+from keyboard_lm.training.config import ModelConfig
 
 RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
 

@@ -1,7 +1,7 @@
 """``kblm train``: corpus -> vocabulary -> batches -> model -> trained run directory.
 
 Input: a corpus spec, a preset and overrides (or an existing run to resume). Output: a
-run directory (see ``keyboard_lm.run``) whose ``metrics.json`` says how it ended.
+run directory (see ``keyboard_lm.training.run``) whose ``metrics.json`` says how it ended.
 """
 import dataclasses
 import json
@@ -11,7 +11,7 @@ import time
 
 from data_pipeline.errors import KblmError
 from data_pipeline.textio import atomic_write_text
-from keyboard_lm.run import (RunPaths, load_run_config, load_run_vocabulary, message_window_count,
+from keyboard_lm.training.run import (RunPaths, load_run_config, load_run_vocabulary, message_window_count,
                              read_json, run_field, save_new_run)
 
 
@@ -22,7 +22,7 @@ FINISHED = ("complete", "early_stopped", "time_budget")
 def _new_configs(preset_name, model_overrides, train_overrides):
     """The model and train configs of a new run: the preset, then the overrides, every field
     checked (before any data is loaded)."""
-    from keyboard_lm.config import model_config_from_dict, preset, to_dict, train_config_from_dict
+    from keyboard_lm.training.config import model_config_from_dict, preset, to_dict, train_config_from_dict
 
     model_preset, train_preset = preset(preset_name)
     model_config = model_config_from_dict({**to_dict(model_preset), **model_overrides}, "model")
@@ -104,7 +104,7 @@ def _resumed_run(paths, train_overrides, cache_dir):
     """The run in ``paths`` ready to continue (the budget in ``train_overrides`` applied), or
     None if it finished and nothing asks for more."""
     from data_pipeline.corpora import load_corpus
-    from keyboard_lm.config import to_dict, train_config_from_dict
+    from keyboard_lm.training.config import to_dict, train_config_from_dict
 
     model_config, train_config, raw = load_run_config(paths.root)
     budget = {k: train_overrides[k] for k in RESUMABLE if k in train_overrides}
@@ -202,9 +202,9 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
     import tensorflow as tf
 
     from data_pipeline.dataset import make_dataset
-    from keyboard_lm.callbacks import progress_options, run_callbacks
-    from keyboard_lm.loop import Steps, TrainingDiverged, fit, make_optimizer, resolve_strategy
-    from keyboard_lm.model import build_training_model
+    from keyboard_lm.training.callbacks import progress_options, run_callbacks
+    from keyboard_lm.training.loop import Steps, TrainingDiverged, fit, make_optimizer, resolve_strategy
+    from keyboard_lm.training.model import build_training_model
 
     strategy = resolve_strategy(train_config.strategy)  # first: multi-worker must precede other ops
     keras.utils.set_random_seed(train_config.seed)

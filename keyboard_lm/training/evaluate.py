@@ -12,9 +12,9 @@ from data_pipeline.corpora import SPLITS, load_corpus
 from data_pipeline.dataset import make_dataset
 from data_pipeline.errors import KblmError
 from data_pipeline.textio import atomic_write_text
-from keyboard_lm.loop import Steps, evaluate
-from keyboard_lm.metrics import summarize
-from keyboard_lm.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
+from keyboard_lm.training.loop import Steps, evaluate
+from keyboard_lm.training.metrics import summarize
+from keyboard_lm.training.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
 
 STREAM_EVAL_BATCH = 10  # rows of parallel text in stream-mode evaluation (as word_language_model)
 

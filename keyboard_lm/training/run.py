@@ -52,7 +52,7 @@ def read_json(path, what):
 
 def load_run_config(run_dir):
     """(ModelConfig, TrainConfig, raw dict) of a run; refuses unknown keys and versions."""
-    from keyboard_lm.config import model_config_from_dict, train_config_from_dict
+    from keyboard_lm.training.config import model_config_from_dict, train_config_from_dict
 
     paths = RunPaths(Path(run_dir))
     if not paths.root.is_dir():
@@ -93,7 +93,7 @@ def load_run_model(run_dir):
     """The best model of a run, loaded with Keras safe_mode (no arbitrary code)."""
     import keras
 
-    import keyboard_lm.model  # noqa: F401  (registers the custom layer)
+    import keyboard_lm.training.model  # noqa: F401  (registers the custom layer)
 
     paths = RunPaths(Path(run_dir))
     if not paths.best_model.is_file():
@@ -110,7 +110,7 @@ def save_new_run(paths, corpus, vocab, model_config, train_config, extra):
     import keras
     import tensorflow as tf
 
-    from keyboard_lm.config import to_dict
+    from keyboard_lm.training.config import to_dict
 
     vocab.save(paths.vocab)
     config = {

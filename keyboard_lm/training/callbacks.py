@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 
 from data_pipeline.textio import atomic_write_text
-from keyboard_lm.model import portable_copy
-from keyboard_lm.plots import plot_curves
+from keyboard_lm.training.model import portable_copy
+from keyboard_lm.training.plots import plot_curves
 
 MONITOR = "val_perplexity"
 

@@ -1,6 +1,6 @@
 """The keyboard engine: the phone's loop, keystroke by keystroke. numpy + ai_edge_litert only.
 
-Input: a verified bundle (``export.bundle.load_bundle``) and the text before the cursor,
+Input: a verified bundle (``keyboard_lm.phone.bundle.load_bundle``) and the text before the cursor,
 changed one keystroke at a time. Output: the 3-slot suggestion strip. The Android app's
 ``core/`` ports this class line for line; golden traces hold the two to the same strips.
 
