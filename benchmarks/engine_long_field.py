@@ -143,14 +143,14 @@ def main():
     parser.add_argument("--bundle", help="an exported bundle (default: train and export a small mobile one)")
     parser.add_argument("--before", help="an earlier checkout whose kblm simulate to time too (up to 16k characters)")
     args = parser.parse_args()
-    from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import CONTEXT_CHARS, KeyboardEngine
+    from keyboard_lm.phone.engine import open_engine
+    from keyboard_lm.phone.keyboard import CONTEXT_CHARS
 
     with tempfile.TemporaryDirectory() as workdir:
         bundle = bundle_path(args.bundle, workdir)
         text = brown_line(max(SIMULATE_LENGTHS[-1], FIELD_LENGTHS[-1]) + TYPED + 100)
         rows = simulate_rows(bundle, text, workdir, args.before)
-        engine = KeyboardEngine(load_bundle(bundle))
+        engine = open_engine(bundle)
         rows += keystroke_rows(engine, text)
         rows.append(reset_row(engine, text))
         manifest = json.loads((bundle / "manifest.json").read_text())

@@ -23,11 +23,10 @@ SETUPS = {  # corpus -> run trained by benchmarks/quality.py
 
 
 def load_time(bundle_dir):
-    from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.engine import open_engine
 
     started = time.perf_counter()
-    engine = KeyboardEngine(load_bundle(bundle_dir))
+    engine = open_engine(bundle_dir)
     engine.strip()
     return 1000 * (time.perf_counter() - started), engine
 
@@ -35,9 +34,8 @@ def load_time(bundle_dir):
 def main():
     from data_pipeline.corpora import load_corpus
     from export.exporter import export_run
+    from keyboard_lm.phone.engine import open_engine
     from keyboard_lm.phone.presage import presage_predictor_for
-    from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import KeyboardEngine
     from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
     rows = []
@@ -46,7 +44,7 @@ def main():
         export_run(run, "dynamic_int8", bundle_dir)
         first_ms, engine = load_time(bundle_dir)
         messages = load_corpus(corpus_name).splits["test"][:SENTENCES]
-        repeating = KeyboardEngine(load_bundle(bundle_dir), no_repeat=False)
+        repeating = open_engine(bundle_dir, no_repeat=False)
         for predictor in (EnginePredictor(engine, "keyboard-lm mobile dynamic_int8"),
                           EnginePredictor(repeating, "  same, re-offering passed-over words"),
                           presage_predictor_for(corpus_name)):

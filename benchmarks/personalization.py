@@ -103,17 +103,11 @@ def category_halves(split="category"):
     return halves
 
 
-def simulate_bundle(bundle_dir, messages, weight=None, prime=()):
-    from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import KeyboardEngine
-    from keyboard_lm.phone.personal_cache import PersonalCache
+def simulate_bundle(bundle_dir, messages, weight=None, prime=None):
+    from keyboard_lm.phone.engine import open_engine
     from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
-    bundle = load_bundle(bundle_dir)
-    cache = PersonalCache(len(bundle.vocab), weight) if weight else None
-    engine = KeyboardEngine(bundle, cache=cache)
-    for message in prime:  # the user's earlier text, learned as typed
-        engine.reset(message + " ", learn=True)
+    engine = open_engine(bundle_dir, cache_weight=weight, prime=prime)  # prime: the user's earlier text
     return simulate(EnginePredictor(engine), messages, progress=False)
 
 

@@ -24,7 +24,7 @@ from keyboard_lm.training.metrics import summarize
 REFERENCE_BATCH = 64
 
 
-def encode_messages(messages, vocab, limit):
+def sentence_ids(messages, vocab, limit):
     """<bos> ids <eos> per sentence with at least one token, by the phone's own tokenizer."""
     encoded = []
     for message in messages:
@@ -71,12 +71,12 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
                cache_dir=None):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest."""
     from data_pipeline.corpora import load_corpus
-    from keyboard_lm.training.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
+    from keyboard_lm.training.run import load_run
 
     tflite.check_mode(mode)
-    model_config, train_config, raw = load_run_config(run_dir)
-    vocab = load_run_vocabulary(run_dir, model_config)
-    model = load_run_model(run_dir)
+    run = load_run(run_dir)
+    model_config, train_config, raw = run.model_config, run.train_config, run.raw
+    vocab, model = run.vocab, run.model
     corpus = load_corpus(raw["corpus"]["spec"], cache_dir)
     layout = state_layout(model_config)
     parameters = int(model.count_params())
@@ -86,12 +86,12 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     tflite.check_model(float_bytes, "float32", parameters)
     representative = None
     if mode in ("int8", "int16x8"):
-        train_ids = encode_messages(corpus.splits["train"], vocab, 200)
+        train_ids = sentence_ids(corpus.splits["train"], vocab, 200)
         representative = tflite.representative_samples(StepRunner(float_bytes, layout), train_ids)
     model_bytes = float_bytes if mode == "float32" else tflite.convert(step_model, mode, representative)
     ops = tflite.check_model(model_bytes, mode, parameters)
 
-    held_out = encode_messages(corpus.splits["test"], vocab, sample_messages)
+    held_out = sentence_ids(corpus.splits["test"], vocab, sample_messages)
     if not held_out:
         raise KblmError(f"corpus {corpus.name}: the test split has no tokens to measure the export on")
     reference = summarize(keras_reference(model, model_config, held_out))
@@ -105,7 +105,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
             raise QuantizationLoss(message + "; choose another mode, raise --tolerance, or pass --force")
         warnings.warn(message + " (exported anyway: --force)", stacklevel=2)
 
-    paths = RunPaths(run_dir)
+    paths = run.paths
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quantization": mode,

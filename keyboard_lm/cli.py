@@ -373,28 +373,19 @@ def _add_export_parsers(commands):
 
 def _engine(args, threads=1):
     """The engine for a bundle, with the strip options of ``_add_engine_options``."""
+    from data_pipeline.corpora import read_messages
     from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import KeyboardEngine
-    from keyboard_lm.phone.personal_cache import PersonalCache
+    from keyboard_lm.phone.engine import open_engine
 
     bundle = load_bundle(args.bundle)
-    cache = None
     if getattr(args, "cache_weight", None) is not None and not 0 < args.cache_weight < 1:
         raise KblmError(f"--cache-weight must be between 0 and 1 (exclusive), got {args.cache_weight}")
-    if getattr(args, "cache_prime", None) and not (args.cache_weight or args.cache):
+    primes = getattr(args, "cache_prime", None)
+    if primes and not (args.cache_weight or args.cache):
         raise KblmError("--cache-prime needs a cache: give --cache-weight W or --cache FILE")
-    if getattr(args, "cache", None):
-        cache = PersonalCache.load(args.cache, len(bundle.vocab), args.cache_weight)
-    elif getattr(args, "cache_weight", None):
-        cache = PersonalCache(len(bundle.vocab), args.cache_weight)
-    engine = KeyboardEngine(bundle, num_threads=threads, cache=cache, no_repeat=not getattr(args, "repeat", False))
-    for path in getattr(args, "cache_prime", None) or ():
-        from data_pipeline.corpora import read_messages
-
-        for message in read_messages(path):  # learned as if typed (each message its own field)
-            engine.reset(message + " ", learn=True)
-        engine.reset()
-    return engine
+    prime = (message for path in primes for message in read_messages(path)) if primes else None
+    return open_engine(bundle, getattr(args, "cache_weight", None), getattr(args, "cache", None), prime,
+                       num_threads=threads, no_repeat=not getattr(args, "repeat", False))
 
 
 def _add_engine_options(p, prime=False):

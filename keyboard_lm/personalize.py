@@ -198,12 +198,12 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                 base_bundle=None, cache_dir=None, progress=True):
     """Fine-tunes ``base`` on the user's ``texts`` into the run ``out``; returns the report."""
     from data_pipeline.corpora import read_messages
-    from keyboard_lm.training.run import load_run_config, load_run_vocabulary
+    from keyboard_lm.training.run import load_run
 
     started = time.monotonic()
     set_threads(options.threads)
-    model_config, base_train, raw = load_run_config(base)
-    vocab = load_run_vocabulary(base, model_config)
+    run = load_run(base, model=False)
+    model_config, base_train, raw, vocab = run.model_config, run.train_config, run.raw, run.vocab
     if vocab.metadata["sha256"] != raw.get("vocabulary", {}).get("sha256"):
         raise KblmError(f"{Path(base) / 'vocab'}: not the vocabulary the base run was trained with (sha256 differs)")
     messages = read_messages(texts, options.paragraphs, options.replace_bad_bytes)
@@ -390,7 +390,7 @@ def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir)
     """KSR and top-3 of the base and the personalized bundle on the user's messages."""
     from export.exporter import export_run
     from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.engine import open_engine
     from keyboard_lm.phone.simulator import EnginePredictor, simulate
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -402,7 +402,7 @@ def _keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir)
             raise KblmError(f"{base_bundle}: its vocabulary is not the base run's; re-export the base")
         out = {}
         for name, loaded in bundles.items():
-            report = simulate(EnginePredictor(KeyboardEngine(loaded)), messages, progress=False)
+            report = simulate(EnginePredictor(open_engine(loaded)), messages, progress=False)
             out[name] = {k: report[k] for k in ("ksr", "top1", "top3", "words", "messages")}
     return out
 

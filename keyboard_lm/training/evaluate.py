@@ -14,7 +14,7 @@ from data_pipeline.errors import KblmError
 from data_pipeline.textio import atomic_write_text
 from keyboard_lm.training.loop import Steps, evaluate
 from keyboard_lm.training.metrics import summarize
-from keyboard_lm.training.run import RunPaths, load_run_config, load_run_model, load_run_vocabulary
+from keyboard_lm.training.run import RunPaths, load_run
 
 STREAM_EVAL_BATCH = 10  # rows of parallel text in stream-mode evaluation (as word_language_model)
 
@@ -23,9 +23,9 @@ def evaluate_run(run_dir, split="test", mode=None, batch_size=None, cache_dir=No
                  max_batches=None, progress=True):
     if split not in SPLITS:
         raise KblmError(f"split must be one of {list(SPLITS)}; got {split!r}")
-    model_config, train_config, raw = load_run_config(run_dir)
-    vocab = load_run_vocabulary(run_dir, model_config)
-    model = load_run_model(run_dir)
+    run = load_run(run_dir)
+    model_config, train_config, raw = run.model_config, run.train_config, run.raw
+    vocab, model = run.vocab, run.model
     corpus = load_corpus(raw["corpus"]["spec"], cache_dir)
     mode = mode or train_config.pipeline.mode
     default_batch = STREAM_EVAL_BATCH if mode == "stream" else train_config.pipeline.batch_size
@@ -44,9 +44,9 @@ def evaluate_run(run_dir, split="test", mode=None, batch_size=None, cache_dir=No
 def evaluate_messages(run_dir, named_messages, batch_size=32):
     """{name: perplexity, top-1/top-3...} of a run's best model on each list of messages,
     each scored from <bos> (message mode, as the keyboard starts a text field)."""
-    model_config, train_config, _ = load_run_config(run_dir)
-    vocab = load_run_vocabulary(run_dir, model_config)
-    steps = Steps(load_run_model(run_dir), model_config, tf.distribute.get_strategy(), clip_norm=1.0)
-    pipeline = dataclasses.replace(train_config.pipeline, mode="message", batch_size=batch_size)
+    run = load_run(run_dir)
+    vocab = run.vocab
+    steps = Steps(run.model, run.model_config, tf.distribute.get_strategy(), clip_norm=1.0)
+    pipeline = dataclasses.replace(run.train_config.pipeline, mode="message", batch_size=batch_size)
     return {name: summarize(evaluate(steps, make_dataset(messages, vocab, pipeline, training=False)))
             for name, messages in named_messages.items()}

@@ -12,6 +12,7 @@
       curves.png         the training curves
       metrics.json       the outcome: best valid metrics, throughput, wall time, status
 """
+import dataclasses
 import json
 import math
 import platform
@@ -103,6 +104,28 @@ def load_run_model(run_dir):
     except Exception as e:  # a zip/h5 error, a config Keras refuses: one line for the user
         raise KblmError(f"{paths.best_model}: cannot load ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else 'corrupt file'})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """An opened run: its configs (and config.json as read), its vocabulary and its best model."""
+
+    paths: RunPaths
+    model_config: object
+    train_config: object
+    raw: dict
+    vocab: object
+    model: object = None  # None when opened with model=False
+
+
+def load_run(run_dir, model=True):
+    """Opens a run: the configs (checked), the vocabulary (checked against the model config)
+    and, unless ``model=False``, the best model; in that order, so the first fault found is
+    the one reported."""
+    model_config, train_config, raw = load_run_config(run_dir)
+    vocab = load_run_vocabulary(run_dir, model_config)
+    return Run(RunPaths(Path(run_dir)), model_config, train_config, raw, vocab,
+               load_run_model(run_dir) if model else None)
 
 
 def save_new_run(paths, corpus, vocab, model_config, train_config, extra):

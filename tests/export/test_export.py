@@ -14,13 +14,13 @@ from data_pipeline.errors import KblmError
 from data_pipeline.vocab import BOS_ID
 from export import tflite
 from export.bundle import zip_path
-from keyboard_lm.phone.bundle import FORMAT_VERSION, load_bundle
-from export.exporter import encode_messages, export_run, state_layout
-from keyboard_lm.phone.runtime import StepRunner
+from export.exporter import sentence_ids, export_run, state_layout
 from export.step_model import build_step_model
 from keyboard_lm.cli import main
+from keyboard_lm.phone.bundle import FORMAT_VERSION, load_bundle
+from keyboard_lm.phone.runtime import StepRunner
 from keyboard_lm.training.model import zero_states
-from keyboard_lm.training.run import load_run_config, load_run_model, load_run_vocabulary
+from keyboard_lm.training.run import load_run
 from keyboard_lm.training.train import train
 
 
@@ -35,8 +35,8 @@ def brown_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(brown_run):
-    model_config, _, _ = load_run_config(brown_run)
-    return model_config, load_run_model(brown_run), load_run_vocabulary(brown_run, model_config)
+    run = load_run(brown_run)
+    return run.model_config, run.model, run.vocab
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_float32_step_loop_reproduces_keras(loaded, float_bytes, brown, nlp_corp
     model_config, model, vocab = loaded
     runner = StepRunner(float_bytes, state_layout(model_config))
     for corpus in (brown, nlp_corpus):
-        for ids in encode_messages(corpus.splits["test"][:15], vocab, 15):
+        for ids in sentence_ids(corpus.splits["test"][:15], vocab, 15):
             runner.reset()
             stepped = np.stack([runner.step(token) for token in ids[:-1]])
             inputs = keras.ops.convert_to_tensor(np.array([ids[:-1]], np.int32))
@@ -63,7 +63,7 @@ def test_float32_step_loop_reproduces_keras(loaded, float_bytes, brown, nlp_corp
 def test_every_mode_has_constant_weights_and_the_right_size(loaded, float_bytes, brown, mode):
     model_config, model, vocab = loaded
     representative = tflite.representative_samples(
-        StepRunner(float_bytes, state_layout(model_config)), encode_messages(brown.splits["train"], vocab, 20))
+        StepRunner(float_bytes, state_layout(model_config)), sentence_ids(brown.splits["train"], vocab, 20))
     model_bytes = tflite.convert(build_step_model(model, model_config), mode, representative)
     ops = tflite.check_model(model_bytes, mode, model.count_params())
     assert "GATHER" in ops and "FULLY_CONNECTED" in ops

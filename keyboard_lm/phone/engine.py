@@ -1,0 +1,30 @@
+"""Opening an engine: a bundle, an optional personal cache, and the user's earlier text.
+
+What ``kblm suggest / type / simulate / trace``, personalization's keystroke savings and the
+benchmarks all do before the first keystroke, written once. TensorFlow-free.
+"""
+from keyboard_lm.phone.bundle import Bundle, load_bundle
+from keyboard_lm.phone.keyboard import KeyboardEngine
+from keyboard_lm.phone.personal_cache import PersonalCache
+
+
+def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_threads=1, no_repeat=True):
+    """A KeyboardEngine on ``bundle`` (a path, loaded and verified here, or a loaded Bundle).
+
+    A personal cache if asked: ``cache_file`` a saved one to start from (``cache_weight``
+    None: its own weight), else ``cache_weight`` a fresh one. ``prime``: messages the cache
+    learns first, each as if typed in its own field (read lazily, after the bundle loaded);
+    the engine then opens on an empty field."""
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    cache = None
+    if cache_file:
+        cache = PersonalCache.load(cache_file, len(bundle.vocab), cache_weight)
+    elif cache_weight:
+        cache = PersonalCache(len(bundle.vocab), cache_weight)
+    engine = KeyboardEngine(bundle, num_threads=num_threads, cache=cache, no_repeat=no_repeat)
+    if prime is not None:
+        for message in prime:  # learned as if typed (each message its own field)
+            engine.reset(message + " ", learn=True)
+        engine.reset()
+    return engine
