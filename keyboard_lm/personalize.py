@@ -261,11 +261,10 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
 
     from data_pipeline.dataset import make_dataset
     from keyboard_lm.training.callbacks import MONITOR, AtomicModelCheckpoint, progress_options
-    from keyboard_lm.training.loop import Steps, evaluate, fit, make_optimizer
+    from keyboard_lm.training.loop import Steps, count_batches, evaluate, fit, make_optimizer
     from keyboard_lm.training.metrics import summarize
     from keyboard_lm.training.model import portable_copy
     from keyboard_lm.training.run import RunPaths, load_run_model
-    from keyboard_lm.training.train import _count_batches
 
     paths = RunPaths(tmp)
     keras.utils.set_random_seed(options.seed)
@@ -289,7 +288,7 @@ def _fine_tune(base, tmp, model_config, base_train, vocab, options, train_messag
                 for name, messages in (("train", train_messages), ("held_out", held_messages),
                                        ("eval", eval_messages or held_messages), ("general", general_messages))}
     datasets["eval_known"] = datasets["eval"].map(_known_targets)  # the user's text, <unk> targets left out
-    steps_per_epoch = _count_batches(datasets["train"])
+    steps_per_epoch = count_batches(datasets["train"])
     model.compile(optimizer=make_optimizer(config, steps_per_epoch))
     model.optimizer.build(model.trainable_variables)
     anchors = [tf.constant(v.numpy()) for v in model.trainable_variables]

@@ -238,3 +238,13 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
             break
     callbacks.on_train_end(logs)
     return logs
+
+
+def count_batches(dataset, cap=None):
+    """Global batches in one pass (at most ``cap``); a full pass also fills the cache."""
+    count = 0
+    for _ in dataset:
+        count += 1
+        if cap is not None and count >= cap:
+            break
+    return max(1, count)

@@ -203,7 +203,7 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
 
     from data_pipeline.dataset import make_dataset
     from keyboard_lm.training.callbacks import progress_options, run_callbacks
-    from keyboard_lm.training.loop import Steps, TrainingDiverged, fit, make_optimizer, resolve_strategy
+    from keyboard_lm.training.loop import Steps, TrainingDiverged, count_batches, fit, make_optimizer, resolve_strategy
     from keyboard_lm.training.model import build_training_model
 
     strategy = resolve_strategy(train_config.strategy)  # first: multi-worker must precede other ops
@@ -217,7 +217,7 @@ def fit_run(paths, corpus, vocab, model_config, train_config, resume=False, prog
     try:
         train_ds = make_dataset(corpus.splits["train"], vocab, pipeline, training=True)
         valid_ds = make_dataset(corpus.splits["valid"], vocab, pipeline, training=False)
-        steps_per_epoch = _count_batches(train_ds, train_config.steps_per_epoch)
+        steps_per_epoch = count_batches(train_ds, train_config.steps_per_epoch)
         try:
             with strategy.scope():
                 model = build_training_model(model_config, pipeline)
@@ -265,16 +265,6 @@ def _keep_last_state(paths, status):
         os.replace(paths.backup, paths.last)
     else:
         shutil.rmtree(paths.backup)
-
-
-def _count_batches(dataset, cap=None):
-    """Global batches in one pass (at most ``cap``); a full pass also fills the cache."""
-    count = 0
-    for _ in dataset:
-        count += 1
-        if cap is not None and count >= cap:
-            break
-    return max(1, count)
 
 
 def _write_metrics(paths, model, status, logs, seconds):
