@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from keyboard_lm.phone.bundle import load_bundle, sha256, write_zip
+from export.bundle import write_zip
+from keyboard_lm.phone.bundle import load_bundle, sha256
 from keyboard_lm.phone.runtime import native_output_captured
 from keyboard_lm.cli import main
 
