@@ -8,9 +8,13 @@ trace also records the engine's strip options: no-repeat, and the personal cache
 parameters and the pairs it held when the trace started) or null.
 
 Key events: a string is typed character by character, except ``"\\b"`` (backspace),
-``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot), ``"\\x1b"`` (reset the field) and
+``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot), ``"\\x1b"`` (reset the field),
 ``"\\x1a"`` (a cursor jump that lands where it was: the engine resets on the same text,
-priming from its window). A trace may start in a field that opens with text (``prime``),
+priming from its window) and ``"\\x10"`` (focus moves to a new, empty private field, e.g. a
+password: ``reset(private=True)``; until the next ``"\\x1b"`` the engine only follows the
+text, with no model step, an empty strip and no top log-probabilities, nothing learned; a
+cursor jump there stays private).
+A trace may start in a field that opens with text (``prime``),
 longer than the engine's window if need be.
 """
 import base64
@@ -48,14 +52,14 @@ class _RecordingRunner:
 
 
 def parse_keys(script):
-    """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events."""
+    """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events (and RESET, JUMP, PRIVATE)."""
     events, i = [], 0
     while i < len(script):
         if script[i] == "\t" and script[i + 1:i + 2] in ("1", "2", "3"):
             events.append(f"TAP{script[i + 1]}")
             i += 2
             continue
-        events.append({"\b": "BACKSPACE", "\x1b": "RESET", "\x1a": "JUMP"}.get(script[i], script[i]))
+        events.append({"\b": "BACKSPACE", "\x1b": "RESET", "\x1a": "JUMP", "\x10": "PRIVATE"}.get(script[i], script[i]))
         i += 1
     return events
 
@@ -79,7 +83,9 @@ def record(engine, script, name, prime=None):
         elif event == "RESET":
             engine.reset()
         elif event == "JUMP":
-            engine.reset(engine.text)
+            engine.reset(engine.text, private=engine.private)  # a jump in a private field stays private
+        elif event == "PRIVATE":
+            engine.reset(private=True)
         elif event.startswith("TAP"):
             slot = int(event[3:]) - 1
             if slot < len(engine.strip()):
@@ -89,7 +95,7 @@ def record(engine, script, name, prime=None):
         kept = 0
         while kept < min(len(before_fed), len(engine.fed_ids)) and before_fed[kept] == engine.fed_ids[kept]:
             kept += 1
-        top = np.argsort(-engine.log_probs)[:TOP]
+        top = [] if engine.log_probs is None else np.argsort(-engine.log_probs)[:TOP]  # none in a private field
         keystrokes.append({
             "key": event, "text": engine.text, "prefix": engine.prefix,
             "kept": kept, "fed": engine.fed_ids[kept:], "steps": [before_steps, len(steps)],

@@ -20,7 +20,8 @@ CORE = DEMO / "core"
 JARS = {"junit5": Path("/usr/share/java/junit-platform-console-standalone.jar"),
         "libandroid-json-java": Path("/usr/share/java/com.android.json.jar")}
 
-# Key scripts (keyboard_lm.phone.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset.
+# Key scripts (keyboard_lm.phone.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset,
+# \x1a cursor jump, \x10 a new private (password) field until the next \x1b.
 TRACES = {
     "completion-taps-sentence-ends": "see you at the sta\t1i will call you tomorrow. I think the tr\t1is late! "
                                      "Are you at the st\t1? we met at the\t2",
@@ -46,6 +47,11 @@ CACHE_TRACES = {  # cache weight/capacity, text it learns first, prime: the fiel
     "primed-field-not-learned": dict(weight=0.3, capacity=4, learned="see you soon . ",
                                      prime=("we met at the park . i think ", False),
                                      script="the train is" + "\b" * 18 + "park tonight . see"),
+    # a private (password) field: words the cache would learn, a tap, a backspace and a cursor
+    # jump there step nothing, show nothing and learn nothing; RESET returns to a normal field
+    "private-field-learns-nothing": dict(weight=0.3, capacity=16, learned=PARK,
+                                         script="we met at the pa\t1\x10we met at the park tonight . "
+                                                "the sta\t1\b\b\bx\x1a i think\x1bsee you at the pa\t1. i"),
 }
 REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
 

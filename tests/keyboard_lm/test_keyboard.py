@@ -566,3 +566,32 @@ def test_private_field_steps_nothing_and_learns_nothing(bundle):
     assert json.dumps(cache.to_json(), sort_keys=True) == learned, "a private field changed the cache"
     engine.reset("see you at the sta")
     assert steps and engine.strip()[0] == "station" and not engine.private
+
+
+def test_trace_private_stretch_steps_nothing_and_learns_nothing(bundle):
+    """A trace's "\\x10" (PRIVATE) opens an empty private field: until "\\x1b" (RESET) every
+    keystroke (typing, a tap, a backspace, a cursor jump) follows the text only: no model step,
+    no ids, an empty strip and no log-probabilities; the cache ends as if the stretch never was."""
+    def traced(script):
+        cache = PersonalCache(len(bundle.vocab), 0.3, 16)
+        engine = KeyboardEngine(bundle, cache=cache)
+        engine.reset("we met at the park . ", learn=True)
+        return record(engine, script, "p")
+
+    stretch = "\x10we met at the park tonight . the sta\t1\b\b\bx\x1a i think"
+    before, after = "we met at the pa\t1", "\x1bsee you at the pa\t1. i"
+    trace, plain = traced(before + stretch + after), traced(before + after)
+    keys = [k["key"] for k in trace["keystrokes"]]
+    start, end = keys.index("PRIVATE"), keys.index("RESET")
+    assert "TAP1" in keys[start:end] and "BACKSPACE" in keys[start:end] and "JUMP" in keys[start:end]
+    text = ""
+    for key in trace["keystrokes"][start:end]:
+        text = "" if key["key"] == "PRIVATE" else text[:-1] if key["key"] == "BACKSPACE" else \
+            text if key["key"] in ("JUMP", "TAP1") else text + key["key"]
+        assert key["text"] == text and key["prefix"] == "" and key["fed"] == [] and key["strip"] == [] \
+            and key["top"] == [] and key["steps"][0] == key["steps"][1], key
+    assert trace["keystrokes"][end]["fed"] == [BOS_ID] and trace["keystrokes"][end]["strip"]
+    assert trace["cache_after"] == plain["cache_after"], "a private field changed the cache"
+    # after the RESET the two traces agree keystroke by keystroke (steps shift by none either)
+    assert trace["keystrokes"][end + 1:] == plain["keystrokes"][start + 1:]
+    assert trace["model_steps"] == plain["model_steps"]

@@ -25,7 +25,8 @@ import java.util.Set;
  * user backspaces or jumps (no-repeat). With a personal cache, the strip ranks words by the
  * mixture of model and cache; the cache learns committed vocabulary words (not the text a
  * field was reset with, unless asked to) and forgets them again when the user backspaces
- * into them. Text indices are UTF-16 here, code points in
+ * into them. A private field (a password) is only followed: no step, no strip, nothing
+ * learned, until the next reset. Text indices are UTF-16 here, code points in
  * Python; every slice the spec defines on code points goes through {@link CodePoints}.
  *
  * Cost per keystroke, whatever the field's length (the engine reads the last
@@ -69,6 +70,7 @@ public final class KeyboardEngine {
     private int primedEnd;  // where the opening text ends (maps primed onto a new window)
     private int base;  // where the fed ids begin in the text (they start with bos there)
     private List<int[]> marks = new ArrayList<>();  // checkpoints {position, ids before it}, ascending
+    private boolean privateField;  // until the next reset: follow the text only (no step, no strip, nothing learned)
 
     /** The new text's fed ids: fed[:kept] + tail. */
     private static final class Wanted {
@@ -134,8 +136,12 @@ public final class KeyboardEngine {
      * A new text field or a cursor jump: empty state, then primed on {@code newText}. The
      * cache (if any) does not learn the text a field opens with (it learned it when it was
      * typed), unless {@code learn}: teaching a cache the user's earlier text.
+     * {@code privateField}: a password field, or one that asks for no suggestions or no
+     * learning ({@link InputTypes#isPrivate}): until the next reset the engine only follows
+     * the text; no model step, an empty strip, nothing learned or cached.
      */
-    public void reset(String newText, boolean learn) {
+    public void reset(String newText, boolean learn, boolean privateField) {
+        this.privateField = privateField;
         state = model.zeroState();
         primed = learn ? 0 : Integer.MAX_VALUE;
         primedEnd = learn ? 0 : Integer.MAX_VALUE;
@@ -152,10 +158,18 @@ public final class KeyboardEngine {
         passed = new HashSet<>();
         shown = new ArrayList<>();
         wordStart = 0;
+        if (privateField) {
+            text = newText;
+            return;
+        }
         feed(Vocabulary.BOS_ID);
         setText(newText);
         primed = Math.min(primed, fed.size());  // ids at these positions are never learned
         primedEnd = Math.min(primedEnd, newText.length());
+    }
+
+    public void reset(String newText, boolean learn) {
+        reset(newText, learn, false);
     }
 
     public void reset(String newText) {
@@ -168,6 +182,10 @@ public final class KeyboardEngine {
 
     /** The text before the cursor changed (typing, backspace, paste): resync the model. */
     public void setText(String newText) {
+        if (privateField) {
+            text = newText;
+            return;
+        }
         if (newText.equals(text) && !fed.isEmpty()) return;
         boolean typedOn = newText.startsWith(text) && newText.length() > text.length();
         Wanted wanted = retokenize(newText);  // sets prefix and the checkpoints
@@ -388,6 +406,7 @@ public final class KeyboardEngine {
 
     /** Up to strip-size distinct words: completions of the prefix, else next words. */
     public List<String> strip() {
+        if (privateField) return new ArrayList<>();
         int[] candidates;
         if (!prefix.isEmpty()) {
             String key = tokenizer.lowercase(prefix);
@@ -513,9 +532,14 @@ public final class KeyboardEngine {
         return new ArrayList<>(fed);
     }
 
-    /** The latest step's log-probabilities (do not modify). */
+    /** The latest step's log-probabilities (do not modify); null in a private field. */
     public float[] logProbs() {
         return logProbs;
+    }
+
+    /** Whether the field is private (reset with privateField): the engine only follows its text. */
+    public boolean isPrivate() {
+        return privateField;
     }
 
     public PersonalCache cache() {

@@ -131,39 +131,35 @@ class BundleTest {
         assertTrue(failure().startsWith(path("vocab.json") + ": field tokenizer.spec_version is 2"));
     }
 
+    /** A fresh copy of the bundle whose manifest.json is edited by {@code edit}; the loader's message. */
+    private String failureAfterEditing(ManifestEdit edit) throws Exception {
+        copyBundle();
+        JSONObject manifest = manifest();
+        edit.apply(manifest);
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        return failure();
+    }
+
+    private interface ManifestEdit {
+        void apply(JSONObject manifest) throws Exception;
+    }
+
     /** A manifest without a field the loader needs says which field, not a misleading checksum or size. */
     @Test
     void manifestFieldsMissingOrDisagreeing() throws Exception {
-        JSONObject manifest = manifest();
-        manifest.remove("files");
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field files is missing (it lists each file's sha256)", failure());
-        copyBundle();
-        manifest = manifest();
-        manifest.remove("signature");
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field signature is missing (the step model's inputs and outputs)", failure());
-        copyBundle();
-        manifest = manifest();
-        manifest.getJSONObject("files").getJSONObject("vocab.txt").remove("sha256");
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field files.vocab.txt.sha256 is missing", failure());
-        copyBundle();
-        manifest = manifest();
-        manifest.getJSONObject("tokenizer").put("spec_version", 7);
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field tokenizer.spec_version is 7, but this app tokenizes by spec "
-                + Tokenizer.SPEC_VERSION, failure());
-        copyBundle();
-        manifest = manifest();
-        manifest.getJSONObject("tokenizer").put("lowercase", !manifest.getJSONObject("tokenizer").getBoolean("lowercase"));
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field tokenizer differs from vocab.json's tokenizer", failure());
-        copyBundle();
-        manifest = manifest();
-        manifest.getJSONObject("special_ids").put("<unk>", 7);
-        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
-        assertEquals(path("manifest.json") + ": field special_ids differs from vocab.json's special_ids", failure());
+        String manifestPath = path("manifest.json");
+        assertEquals(manifestPath + ": field files is missing (it lists each file's sha256)",
+                failureAfterEditing(m -> m.remove("files")));
+        assertEquals(manifestPath + ": field signature is missing (the step model's inputs and outputs)",
+                failureAfterEditing(m -> m.remove("signature")));
+        assertEquals(manifestPath + ": field files.vocab.txt.sha256 is missing",
+                failureAfterEditing(m -> m.getJSONObject("files").getJSONObject("vocab.txt").remove("sha256")));
+        assertEquals(manifestPath + ": field tokenizer.spec_version is 7, but this app tokenizes by spec "
+                + Tokenizer.SPEC_VERSION, failureAfterEditing(m -> m.getJSONObject("tokenizer").put("spec_version", 7)));
+        assertEquals(manifestPath + ": field tokenizer differs from vocab.json's tokenizer", failureAfterEditing(
+                m -> m.getJSONObject("tokenizer").put("lowercase", !m.getJSONObject("tokenizer").getBoolean("lowercase"))));
+        assertEquals(manifestPath + ": field special_ids differs from vocab.json's special_ids",
+                failureAfterEditing(m -> m.getJSONObject("special_ids").put("<unk>", 7)));
     }
 
     @Test

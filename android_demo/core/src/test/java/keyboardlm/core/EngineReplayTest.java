@@ -21,7 +21,8 @@ import org.junit.jupiter.api.TestFactory;
  * Each trace replays under both sentence contexts: the Python engine's ids and strips do not
  * depend on it (the recorded outputs stand for the model), only which states it steps from.
  * tests/android adds to a trace: "prime" (the field opened with text: reset(text, learn)) and
- * "cache_after" (the cache when the trace ended).
+ * "cache_after" (the cache when the trace ended). A "PRIVATE" key opens a new, empty private
+ * field (reset with privateField): no model steps, an empty strip, nothing learned until RESET.
  */
 class EngineReplayTest {
     private static Bundle bundle() throws Exception {
@@ -108,7 +109,9 @@ class EngineReplayTest {
             } else if (key.equals("RESET")) {
                 engine.reset();
             } else if (key.equals("JUMP")) {
-                engine.reset(engine.text());
+                engine.reset(engine.text(), false, engine.isPrivate());  // a jump in a private field stays private
+            } else if (key.equals("PRIVATE")) {
+                engine.reset("", false, true);  // focus moves to a new, empty password field
             } else if (key.startsWith("TAP")) {
                 int slot = Integer.parseInt(key.substring(3)) - 1;
                 if (slot < engine.strip().size()) engine.tap(slot);
@@ -124,6 +127,8 @@ class EngineReplayTest {
             assertEquals(ints(expected.getJSONArray("fed")), fed.subList(kept, fed.size()), where + ": ids fed");
             assertEquals(steps.getInt(0) + ".." + steps.getInt(1), beforeSteps + ".." + model.cursor(), where + ": model steps");
             assertEquals(Fixtures.strings(expected.getJSONArray("strip")), engine.strip(), where + ": strip");
+            assertEquals(expected.getJSONArray("top").length() == 0, engine.logProbs() == null,
+                    where + ": log-probabilities (none in a private field)");
         }
         assertEquals(model.recorded(), model.cursor(), trace.getString("name") + ": recorded model steps left over");
         if (trace.has("cache_after")) {
@@ -153,6 +158,7 @@ class EngineReplayTest {
         JSONArray traces = traces().getJSONArray("traces");
         boolean tap = false, backspace = false, reset = false, completion = false, capital = false, cache = false, repeat = false;
         boolean primed = false, learnedPrime = false, smallCache = false, longField = false, jump = false;
+        boolean privateField = false, privateCache = false;
         for (int i = 0; i < traces.length(); i++) {
             JSONObject trace = traces.getJSONObject(i);
             JSONObject options = trace.getJSONObject("engine").optJSONObject("cache");
@@ -170,6 +176,9 @@ class EngineReplayTest {
                 backspace |= key.getString("key").equals("BACKSPACE");
                 reset |= key.getString("key").equals("RESET");
                 jump |= key.getString("key").equals("JUMP");
+                boolean isPrivate = key.getString("key").equals("PRIVATE");
+                privateField |= isPrivate;
+                privateCache |= isPrivate && options != null && trace.has("cache_after");
                 completion |= !key.getString("prefix").isEmpty() && key.getJSONArray("strip").length() > 0;
                 JSONArray strip = key.getJSONArray("strip");
                 for (int s = 0; s < strip.length(); s++) capital |= Character.isUpperCase(strip.getString(s).codePointAt(0));
@@ -180,5 +189,6 @@ class EngineReplayTest {
         assertTrue(primed && learnedPrime && smallCache, "traces lack one of: a primed field, a primed field the cache "
                 + "learns, a small cache checked at the end");
         assertTrue(longField && jump, "traces lack a field longer than twice the engine's window, or a cursor jump");
+        assertTrue(privateField && privateCache, "traces lack a private field, or one with a personal cache checked at the end");
     }
 }
