@@ -9,12 +9,16 @@ import zipfile
 from pathlib import Path
 
 from data_pipeline.textio import atomic_directory, atomic_write_bytes
-from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, sha256
+from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, manifest_strip_size, sha256
 
 
 def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False):
-    """Writes the bundle directory atomically (and ``out.zip`` if asked); returns the manifest."""
+    """Writes the bundle directory atomically (and ``out.zip`` if asked); returns the manifest.
+
+    A manifest the loader would refuse for its engine options (engine.strip_size, docs/engine.md
+    §3) is refused here, before anything is written."""
     out = Path(out)
+    manifest_strip_size(manifest, f"{out / 'manifest.json'}")
     with atomic_directory(out) as tmp:
         (tmp / "model.tflite").write_bytes(tflite_bytes)
         for name in ("vocab.txt", "vocab.json"):

@@ -18,6 +18,7 @@ from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
 from export.step_model import build_step_model, state_names
+from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE
 from keyboard_lm.phone.runtime import StepRunner, score_messages
 from keyboard_lm.training.metrics import summarize
 
@@ -68,8 +69,9 @@ class QuantizationLoss(KblmError):
 
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
-               cache_dir=None):
-    """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest."""
+               cache_dir=None, strip_size=DEFAULT_STRIP_SIZE):
+    """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest.
+    ``strip_size``: words on the phone's suggestion strip, recorded in the manifest."""
     from data_pipeline.corpora import load_corpus
     from keyboard_lm.training.run import load_run
 
@@ -112,6 +114,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
         # How training framed sentences: "reset" (message mode: every sentence starts from an
         # empty state) or "carry" (stream mode: the state runs on across sentences).
         "sentence_context": "carry" if train_config.pipeline.mode == "stream" else "reset",
+        "engine": {"strip_size": strip_size},  # the phone engine's options (docs/engine.md §3)
         "tokenizer": vocab.metadata["tokenizer"],
         "special_ids": vocab.metadata["special_ids"],
         "model": raw["model"],

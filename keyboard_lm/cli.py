@@ -12,6 +12,7 @@ from pathlib import Path
 from data_pipeline.corpora import PACKAGES, SPLITS
 from data_pipeline.errors import KblmError
 from data_pipeline.pipeline_config import MODES
+from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
 from keyboard_lm.quiet import quiet_native_output
 from keyboard_lm.training.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, STRATEGIES
 
@@ -261,7 +262,7 @@ def cmd_export(args):
     if args.zip:
         _check_output(zip_path(args.out), "bundle_zip", args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
-                          args.sample_messages, args.cache_dir)
+                          args.sample_messages, args.cache_dir, strip_size=args.strip_size)
     metrics = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['files']['model.tflite']['bytes']:,} bytes, {args.quantize}); "
           f"held-out top-3 {metrics['keras_float32']['top3']:.2%} (Keras float) -> "
@@ -362,6 +363,9 @@ def _add_export_parsers(commands):
                    help="largest relative top-3 loss accepted (default 0.01 = 1%%)")
     p.add_argument("--sample-messages", type=POSITIVE_INT, default=300,
                    help="held-out test messages the export is measured on (default 300)")
+    p.add_argument("--strip-size", type=_number(int, 1, MAX_STRIP_SIZE), default=DEFAULT_STRIP_SIZE,
+                   help=f"words on the phone's suggestion strip, recorded in the manifest (default "
+                        f"{DEFAULT_STRIP_SIZE}, at most {MAX_STRIP_SIZE}; docs/engine.md)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)

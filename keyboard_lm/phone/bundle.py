@@ -8,8 +8,9 @@ Writing a bundle is ``export.bundle``'s job; the format (FORMAT_VERSION, FILES) 
       model.tflite    the step model (signature "step")
       vocab.txt       one token per line, line number = id
       vocab.json      tokenizer spec + options, special ids (the vocabulary's own metadata)
-      manifest.json   format version, signature and state layout, quantization, metrics,
-                      sha256 of every file, the run it came from
+      manifest.json   format version, signature and state layout, quantization, the
+                      engine's options (strip size), metrics, sha256 of every file, the run
+                      it came from
 """
 import dataclasses
 import hashlib
@@ -25,6 +26,8 @@ from data_pipeline.vocab import Vocabulary
 
 FORMAT_VERSION = 1
 FILES = ("model.tflite", "vocab.txt", "vocab.json")
+DEFAULT_STRIP_SIZE = 3  # words on the strip when the manifest does not say (bundles before the field)
+MAX_STRIP_SIZE = 10  # docs/engine.md §3: the manifest's engine.strip_size lies in [1, MAX_STRIP_SIZE]
 
 
 def sha256(path):
@@ -140,6 +143,11 @@ class Bundle:
         return self.directory / "model.tflite"
 
     @property
+    def strip_size(self):
+        """Words on the suggestion strip: the manifest's engine.strip_size (docs/engine.md §3)."""
+        return manifest_strip_size(self.manifest)
+
+    @property
     def state_layout(self):
         return [(s["name"], s["size"]) for s in self.manifest["signature"]["states"]]
 
@@ -215,14 +223,31 @@ class _Fields:
         return value
 
 
+def manifest_strip_size(manifest, where="manifest.json"):
+    """The manifest's ``engine.strip_size`` (docs/engine.md §3): DEFAULT_STRIP_SIZE when the
+    manifest has no ``engine`` block or the block no ``strip_size`` (bundles made before the
+    field); anything but an integer in [1, MAX_STRIP_SIZE] is a one-line KblmError."""
+    engine = manifest.get("engine", _MISSING) if isinstance(manifest, dict) else _MISSING
+    if engine is _MISSING:
+        return DEFAULT_STRIP_SIZE
+    if not isinstance(engine, dict):
+        raise KblmError(f"{where}: field engine must be an object with strip_size, not {_show(engine)}")
+    size = engine.get("strip_size", DEFAULT_STRIP_SIZE)
+    if not _is_int(size) or not 1 <= size <= MAX_STRIP_SIZE:
+        raise KblmError(f"{where}: field engine.strip_size must be an integer from 1 to {MAX_STRIP_SIZE}, "
+                        f"not {_show(size)}")
+    return size
+
+
 def check_manifest(manifest, where):
     """Validates manifest.json's structure (``where``: how to name it); returns nothing.
 
     Required: format_version, files (sha256 and bytes of every file), signature (name,
     inputs, outputs, states, vocabulary_size, consistent with each other), quantization,
     tokenizer (this toolkit's spec version, known options), special_ids. Optional:
-    sentence_context ("reset" or "carry"); the informational created, model, parameters,
-    ops, metrics and run are not needed to run the model."""
+    sentence_context ("reset" or "carry"), engine.strip_size (an integer from 1 to
+    MAX_STRIP_SIZE; 3 if absent); the informational created, model, parameters, ops,
+    metrics and run are not needed to run the model."""
     from data_pipeline.tokenization import SPEC_VERSION, TokenizerOptions
     from keyboard_lm.phone.runtime import SIGNATURE, signature_tensors
 
@@ -286,6 +311,7 @@ def check_manifest(manifest, where):
     context = manifest.get("sentence_context", "reset")
     if context not in ("reset", "carry"):
         raise fields.error("sentence_context", f"is {_show(context)}, expected \"reset\" or \"carry\"")
+    manifest_strip_size(manifest, where)
 
 
 def _verified(path, temporary, names):

@@ -9,7 +9,8 @@ from keyboard_lm.phone.personal_cache import PersonalCache
 
 
 def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_threads=1, no_repeat=True):
-    """A KeyboardEngine on ``bundle`` (a path, loaded and verified here, or a loaded Bundle).
+    """A KeyboardEngine on ``bundle`` (a path, loaded and verified here, or a loaded Bundle),
+    its strip as long as the bundle's manifest says (docs/engine.md §3).
 
     A personal cache if asked: ``cache_file`` a saved one to start from (``cache_weight``
     None: its own weight), else ``cache_weight`` a fresh one. ``prime``: messages the cache

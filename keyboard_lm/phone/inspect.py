@@ -42,9 +42,9 @@ def _number(value, spec):
 
 
 def describe(path):
-    """The bundle's manifest, signature, sizes, ops and metrics, after verifying it all
-    (load_bundle). The informational parts (parameters, run, ops, metrics) are printed as
-    far as the manifest records them."""
+    """The bundle's manifest, signature, engine options (strip size: docs/engine.md §3), sizes,
+    ops and metrics, after verifying it all (load_bundle). The informational parts
+    (parameters, run, ops, metrics) are printed as far as the manifest records them."""
     bundle = load_bundle(path)  # verifies every field, checksum, version and the model's signature
     m = bundle.manifest
     signature, tokenizer = m["signature"], m["tokenizer"]
@@ -52,7 +52,10 @@ def describe(path):
     lines = [f"bundle {path}: format {m['format_version']}, checksums OK",
              f"quantization {m['quantization']}, {_number(m.get('parameters'), ',')} parameters, tokenizer spec "
              f"{tokenizer['spec_version']} ({options or 'default options'}), "
-             f"vocabulary {signature['vocabulary_size']:,}"]
+             f"vocabulary {signature['vocabulary_size']:,}",
+             f"engine: strip of {bundle.strip_size} words"
+             + ("" if _at(m, "engine", "strip_size") is not None else " (default: the manifest sets no engine.strip_size)")
+             + f", sentence context {m.get('sentence_context', 'reset')}"]
     if isinstance(m.get("run"), dict):
         corpus = _at(m, "run", "corpus", "name")
         lines.append(f"from run {_at(m, 'run', 'path') or '?'}" + (f" (corpus {corpus})" if corpus else ""))

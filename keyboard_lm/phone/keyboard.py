@@ -1,50 +1,23 @@
 """The keyboard engine: the phone's loop, keystroke by keystroke. numpy + ai_edge_litert only.
 
 Input: a verified bundle (``keyboard_lm.phone.bundle.load_bundle``) and the text before the cursor,
-changed one keystroke at a time. Output: the 3-slot suggestion strip. The Android app's
-``core/`` ports this class line for line; golden traces hold the two to the same strips.
+changed one keystroke at a time. Output: the suggestion strip (as many words as the bundle's
+manifest says, 3 by default). The Android app's ``core/`` ports this class line for line;
+golden traces hold the two to the same strips.
 
-How the text maps to model steps (one invariant, kept after every change):
+The rules are written once, in docs/engine.md, which both ports cite by section:
 
-    fed ids == <bos> + ids of every finished token of the text, with <eos> <bos> after each
-               sentence end (. ! ?), exactly as training framed sentences (a model trained
-               on single sentences starts each <bos> from an empty state)
-
-A token is finished once whitespace follows it; a trailing word is the *prefix* being typed
-(the strip completes it); trailing punctuation counts as finished at once. After a change
-the engine keeps the longest common prefix of what it had fed, rewinds the rest from a
-bounded stack of states (backspace costs no re-run), and steps only the new ids.
-
-The strip never re-offers a word the user passed over: words shown while the current word
-was typed forward (and not tapped) stay out of the strip until that word is finished or
-the user backspaces or jumps. With a personal cache (``personal_cache.py``), the strip
-ranks words by the mixture of the model and the cache; the cache learns every committed
-vocabulary word and forgets it again if the user backspaces into it.
-
-Cost per keystroke, whatever the field's length (the engine reads the last
-``CONTEXT_CHARS`` = 2,000 characters, as the phone does):
-
-- **A bounded window.** A reset (new field, cursor jump) primes from at most the last
-  ``CONTEXT_CHARS`` characters of the text, starting at the first whitespace boundary
-  inside them, or at the first sentence start inside them if there is one (a hard cut only
-  if the window holds no whitespace). Fed ids are <bos> + the ids of ``text[base:]``; the
-  text before ``base`` is not read. Typing on keeps the base (the model state carries on);
-  a rewind deeper than the state stack, an edit before the base or a change of more than
-  ``CONTEXT_CHARS`` characters re-primes on the window of the new text (undoing what the
-  cache learned, it re-learns only the window: words typed before it are forgotten). A
-  text of at most ``CONTEXT_CHARS`` characters has base 0: exactly the invariant above.
-- **Checkpoints.** After every whitespace run, the engine records (position, number of fed
-  ids before it). Whitespace is a hard boundary for the spec: every whitespace code point
-  maps to one whitespace code point under the NFKC table, has combining class 0, is
-  NFKC-stable, and is neither half of any canonical composition (tests check this for all
-  84 of them), so NFKC never merges across it; steps 2-4 map code points one by one; and no
-  token contains whitespace. Hence ``tokenize(text) == tokenize(text[:p]) +
-  tokenize(text[p:])`` at every checkpoint ``p``, and the ids before ``p`` stay valid while
-  ``text[:p]`` is unchanged (a sentence end feeds <eos> <bos> per token, and every token
-  before ``p`` is finished). On a change, the engine finds where the new text departs from
-  the old (``startswith`` for typing and backspace, else a binary search of C-level
-  compares), drops the checkpoints past it and tokenizes only from the last one left:
-  typically the word being typed.
+- §2 the fed ids are a function of the text: <bos> + the ids of every finished token, with
+  <eos> <bos> after each sentence end, as training framed sentences;
+- §3-§5 the strip: next words, or completions of the typed prefix, ranked by score (ties: lower
+  id first), in keyboard casing; §6 a word passed over is not offered again for that word;
+  §7 a tap commits the word plus a space;
+- §8 a keystroke keeps the longest common prefix of the fed ids and rewinds the rest from a
+  bounded stack of states; §9 the engine reads the last CONTEXT_CHARS characters and
+  re-tokenizes only from the last whitespace checkpoint (the proof that this is exact is there);
+- §10 resets prime a field (the opening text is not learned), a cursor jump resets on the
+  same text; §11 a private field is only followed; §12 the personal cache mixes into the
+  ranking and learns committed words, forgetting them on backspace.
 """
 import bisect
 import re
@@ -55,9 +28,8 @@ import numpy as np
 from data_pipeline import tokenization
 from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS
 
-STRIP_SIZE = 3
-STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window
-CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (KeyboardEngine.java's CONTEXT_CHARS too; the app's controller reads by it)
+STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window (docs/engine.md §8)
+CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (§9; KeyboardEngine.java's CONTEXT_CHARS too; the app's controller reads by it)
 _SPACES = re.compile(tokenization.whitespace_class(lambda cp: f"\\U{cp:08X}") + "+")
 
 
@@ -78,7 +50,7 @@ def common_prefix_length(a, b):
 
 
 def chunks(text, start, options):
-    """Tokens of ``text[start:]`` cut after each whitespace run: ([(end, tokens)], rest tokens)."""
+    """Tokens of ``text[start:]`` cut after each whitespace run: ([(end, tokens)], rest tokens) (§9)."""
     pieces, begin = [], start
     for space in _SPACES.finditer(text, start):
         pieces.append((space.end(), tokenization.tokenize(text[begin:space.end()], options)))
@@ -87,18 +59,21 @@ def chunks(text, start, options):
 
 
 class KeyboardEngine:
-    """Holds the model state for one text field and answers the suggestion strip."""
+    """Holds the model state for one text field and answers the suggestion strip.
 
-    def __init__(self, bundle, strip_size=STRIP_SIZE, num_threads=1, cache=None, no_repeat=True):
+    ``strip_size``: words on the strip; None (the default) takes the bundle's (its manifest's
+    engine.strip_size, 3 if absent: docs/engine.md §3)."""
+
+    def __init__(self, bundle, strip_size=None, num_threads=1, cache=None, no_repeat=True):
         self.vocab = bundle.vocab
         self.cache, self.no_repeat = cache, no_repeat
         self.manifest = bundle.manifest
         self.options = self.vocab.tokenizer_options
         self.runner = bundle.runner(num_threads)
-        self.strip_size = strip_size
-        # A model trained on single sentences (message mode) starts each from an empty state.
+        self.strip_size = bundle.strip_size if strip_size is None else strip_size
+        # A model trained on single sentences (message mode) starts each from an empty state (§2).
         self.reset_at_sentence_start = bundle.manifest.get("sentence_context", "reset") == "reset"
-        tokens = self.vocab.tokens
+        tokens = self.vocab.tokens  # suggestible: vocabulary words, no specials or punctuation (§3)
         self.suggestible = np.array([i >= len(SPECIAL_TOKENS) and tokenization.is_word(t)
                                      for i, t in enumerate(tokens)])
         keyed = sorted((tokenization.lowercase(t), i) for i, t in enumerate(tokens) if self.suggestible[i])
@@ -109,7 +84,7 @@ class KeyboardEngine:
     # -- text changes -------------------------------------------------------------------
 
     def reset(self, text="", learn=False, private=False):
-        """A new text field or a cursor jump: empty state, then primed on ``text``.
+        """A new text field or a cursor jump: empty state, then primed on ``text`` (§10).
 
         The cache (if any) does not learn the text a field opens with (it learned it when
         it was typed), unless ``learn``: teaching a cache the user's earlier text.
@@ -134,7 +109,7 @@ class KeyboardEngine:
         self._primed_end = min(self._primed_end, len(text))
 
     def set_text(self, text):
-        """The text before the cursor changed (typing, backspace, paste): resync the model."""
+        """The text before the cursor changed (typing, backspace, paste): resync the model (§8)."""
         if self.private:
             self.text = text
             return
@@ -144,7 +119,7 @@ class KeyboardEngine:
         kept, tail = self._retokenize(text)  # the wanted ids are self._fed[:kept] + tail
         self.text = text
         word_start = self._prefix_start()
-        if typed_on and word_start == self._word_start:
+        if typed_on and word_start == self._word_start:  # no-repeat (§6)
             self._passed.update(word.lower() for word in self._shown)  # shown, not tapped
         else:
             self._passed = set()
@@ -155,7 +130,7 @@ class KeyboardEngine:
                 break
             common += 1
         if common < len(self._fed):
-            if common and self._stack[common - 1] is None:  # deeper than the stack: re-prime
+            if common and self._stack[common - 1] is None:  # deeper than the stack: re-prime (§9)
                 kept, tail = self._window(text)
                 common = 0
             self._rewind(common)
@@ -169,7 +144,7 @@ class KeyboardEngine:
         self.set_text(self.text[:-1])
 
     def tap(self, index):
-        """Accepts suggestion ``index``: the word replaces the prefix, plus a space."""
+        """Accepts suggestion ``index``: the word replaces the prefix, plus a space (§7)."""
         word = self.strip()[index]
         before = self.text[:self._word_start]
         if before and not self.prefix and not tokenization.ends_with_space(before):
@@ -181,7 +156,7 @@ class KeyboardEngine:
 
     def _retokenize(self, text):
         """(kept, tail): the new text's fed ids are ``self._fed[:kept] + tail``. Tokenizes
-        from the last checkpoint before the change; sets the prefix and the checkpoints."""
+        from the last checkpoint before the change; sets the prefix and the checkpoints (§9)."""
         diverge = common_prefix_length(self.text, text)
         last = bisect.bisect_right(self._marks, (diverge, sys.maxsize))  # checkpoints still valid
         if last == 0 or self._marks[last - 1][0] < len(text) - CONTEXT_CHARS:
@@ -190,7 +165,7 @@ class KeyboardEngine:
         return self._marks[-1][1], self._extend(*chunks(text, self._marks[-1][0], self.options))
 
     def _window(self, text):
-        """Starts the fed ids afresh at the window's base; returns (0, all the ids)."""
+        """Starts the fed ids afresh at the window's base (§9); returns (0, all the ids)."""
         base = 0
         if len(text) > CONTEXT_CHARS:
             space = _SPACES.search(text, len(text) - CONTEXT_CHARS - 1)
@@ -202,13 +177,13 @@ class KeyboardEngine:
                 break
         moved, self._base, self._marks = base != self._base, base, [(base, 1)]
         ids = [BOS_ID] + self._extend(pieces, rest)
-        if moved and 0 < self._primed_end < sys.maxsize:  # the opening text's ids, in the new window
+        if moved and 0 < self._primed_end < sys.maxsize:  # the opening text's ids, in the new window (§10)
             self._primed = self._marks[bisect.bisect_right(self._marks, (self._primed_end, sys.maxsize)) - 1][1] \
                 if self._primed_end >= base else 0
         return 0, ids
 
     def _extend(self, pieces, rest):
-        """Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix."""
+        """Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix (§2)."""
         ids, before = [], self._marks[-1][1]
         for end, tokens in pieces:
             self._ids(tokens, ids)
@@ -220,15 +195,16 @@ class KeyboardEngine:
     def _ids(self, tokens, ids):
         for token in tokens:
             ids.append(self.vocab.id(token))
-            if token in tokenization.SENTENCE_ENDS:
+            if token in tokenization.SENTENCE_ENDS:  # a sentence end (§2)
                 ids += [EOS_ID, BOS_ID]
 
     def _feed(self, token_id):
         self._stack.append(self.runner.state_inputs())  # the state before this id
         if len(self._stack) > STACK_LIMIT:
             self._stack[len(self._stack) - STACK_LIMIT - 1] = None  # forget the oldest
-        if token_id == BOS_ID and self.reset_at_sentence_start:
+        if token_id == BOS_ID and self.reset_at_sentence_start:  # sentence_context "reset" (§2)
             self.runner.reset()
+        # the cache learns a committed vocabulary word, unless the field opened with it (§12)
         learn = self.cache is not None and bool(self.suggestible[token_id]) and len(self._fed) >= self._primed
         if learn:
             self.cache.add(self._fed[-1] if self._fed else BOS_ID, token_id)
@@ -238,7 +214,8 @@ class KeyboardEngine:
         self._scores = None
 
     def _rewind(self, length):
-        """Back to the first ``length`` fed ids; re-steps one id to get its log-probs."""
+        """Back to the first ``length`` fed ids; re-steps one id to get its log-probs (§8);
+        the cache forgets what the dropped ids taught it (§12)."""
         for learned in self._learned[max(length - 1, 0):]:
             if learned:
                 self.cache.remove_last()
@@ -266,7 +243,7 @@ class KeyboardEngine:
         return typed if typed and tokenization.tokenize(typed, self.options) == [self.prefix] else ""
 
     def strip(self):
-        """Up to ``strip_size`` distinct words: completions of the prefix, else next words."""
+        """Up to ``strip_size`` distinct words: completions of the prefix (§4), else next words (§3)."""
         if self.private:
             return []
         if self.prefix:
@@ -300,7 +277,7 @@ class KeyboardEngine:
         return words
 
     def scores(self):
-        """What the strip ranks by: the model's log-probs, mixed with the cache if there is one."""
+        """What the strip ranks by: the model's log-probs, mixed with the cache if there is one (§12)."""
         if self._scores is None:
             self._scores = self.log_probs if self.cache is None else self.cache.mix(self.log_probs, self._fed[-1])
         return self._scores
@@ -314,7 +291,7 @@ class KeyboardEngine:
         return self._fed[-1:] == [BOS_ID]
 
     def _display(self, token, typed):
-        """Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised."""
+        """Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5)."""
         if typed:
             rest = token[len(tokenization.lowercase(self.prefix)):]
             return typed + (rest.upper() if len(typed) > 1 and typed.isupper() else rest)

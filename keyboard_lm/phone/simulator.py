@@ -10,6 +10,8 @@ every figure):
             a tap also enters the space after the word)
     top-k = share of words that are in the first k slots before any of their
             characters is typed
+    A tap may take any slot of the strip (as many as the engine shows: the bundle's strip
+    size, docs/engine.md §3); top-1 and top-3 count the first one and three slots.
     A suggestion matches the intended word ignoring case (the keyboard applies casing;
     engines that only suggest lowercase, like Presage, are not penalised for it).
     latency = time of each suggestions() call, one per keystroke (p50, p99)

@@ -4,11 +4,13 @@ Input: a bundle and a script of key events. Output: JSON with, per keystroke, th
 before the cursor, the ids stepped (and how far the engine rewound), the strip and the top
 log-probabilities; and every model step with its full log-probability vector (base64
 float32), so the app's engine can be driven by the recorded model outputs alone. Each
-trace also records the engine's strip options: no-repeat, and the personal cache (its
-parameters and the pairs it held when the trace started) or null.
+trace's header (``"engine"``) records the engine's strip options: the strip size, no-repeat,
+and the personal cache (its parameters and the pairs it held when the trace started) or
+null; the file's header records the bundle (its model's sha256, quantization and strip size).
+docs/engine.md §14 describes the format; the rules replayed are the rest of that document.
 
 Key events: a string is typed character by character, except ``"\\b"`` (backspace),
-``"\\t1"`` / ``"\\t2"`` / ``"\\t3"`` (tap a slot), ``"\\x1b"`` (reset the field),
+``"\\t1"`` ... ``"\\t9"`` (tap a slot, if the strip has it), ``"\\x1b"`` (reset the field),
 ``"\\x1a"`` (a cursor jump that lands where it was: the engine resets on the same text,
 priming from its window) and ``"\\x10"`` (focus moves to a new, empty private field, e.g. a
 password: ``reset(private=True)``; until the next ``"\\x1b"`` the engine only follows the
@@ -23,6 +25,7 @@ import json
 import numpy as np
 
 from data_pipeline.textio import atomic_write_text
+from keyboard_lm.phone.bundle import manifest_strip_size
 
 TOP = 5
 
@@ -55,7 +58,7 @@ def parse_keys(script):
     """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events (and RESET, JUMP, PRIVATE)."""
     events, i = [], 0
     while i < len(script):
-        if script[i] == "\t" and script[i + 1:i + 2] in ("1", "2", "3"):
+        if script[i] == "\t" and script[i + 1:i + 2] in tuple("123456789"):
             events.append(f"TAP{script[i + 1]}")
             i += 2
             continue
@@ -103,7 +106,8 @@ def record(engine, script, name, prime=None):
             "top": [{"id": int(i), "token": engine.vocab.tokens[i], "log_prob": round(float(engine.log_probs[i]), 5)}
                     for i in top]})
     engine.runner = engine.runner._runner
-    trace = {"name": name, "script": script, "engine": {"no_repeat": engine.no_repeat, "cache": cache},
+    trace = {"name": name, "script": script,
+             "engine": {"strip_size": engine.strip_size, "no_repeat": engine.no_repeat, "cache": cache},
              "keystrokes": keystrokes, "model_steps": steps}
     if prime is not None:
         trace["prime"] = {"text": prime[0], "learn": prime[1]}
@@ -113,7 +117,10 @@ def record(engine, script, name, prime=None):
 
 
 def write_traces(path, traces, bundle_manifest):
+    """Writes the traces with the header of the bundle they came from (each trace's own
+    "engine" header says the strip size it was recorded with)."""
     payload = {"format_version": 1, "bundle": {"quantization": bundle_manifest["quantization"],
-                                                "model_sha256": bundle_manifest["files"]["model.tflite"]["sha256"]},
+                                                "model_sha256": bundle_manifest["files"]["model.tflite"]["sha256"],
+                                                "strip_size": manifest_strip_size(bundle_manifest)},
                "traces": traces}
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False) + "\n")

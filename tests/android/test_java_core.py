@@ -5,6 +5,7 @@ Needs the JDK, JUnit 5 and Android's org.json (Debian: default-jdk-headless juni
 libandroid-json-java; .ci/run installs them). Missing tools fail the test, they never skip it.
 """
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ CORE = DEMO / "core"
 JARS = {"junit5": Path("/usr/share/java/junit-platform-console-standalone.jar"),
         "libandroid-json-java": Path("/usr/share/java/com.android.json.jar")}
 
-# Key scripts (keyboard_lm.phone.traces.parse_keys): \b backspace, \t1-\t3 tap a slot, \x1b reset,
+# Key scripts (keyboard_lm.phone.traces.parse_keys): \b backspace, \t1-\t9 tap a slot, \x1b reset,
 # \x1a cursor jump, \x10 a new private (password) field until the next \x1b.
 TRACES = {
     "completion-taps-sentence-ends": "see you at the sta\t1i will call you tomorrow. I think the tr\t1is late! "
@@ -54,6 +55,11 @@ CACHE_TRACES = {  # cache weight/capacity, text it learns first, prime: the fiel
                                                 "the sta\t1\b\b\bx\x1a i think\x1bsee you at the pa\t1. i"),
 }
 REPEAT_TRACES = {"repeat-allowed": "see you at the s\tt\ta\t1"}
+# A bundle whose manifest asks for another strip size (engine.strip_size, docs/engine.md §3):
+# strips of that many words, taps past slot 3, no-repeat passing over all of them, completions.
+STRIP_TRACES = {
+    "strip-of-five": (5, "see you at the \t5i think the \t4we met at the p\t1. are you at th\bhe \t5\x1bsee you \t4"),
+}
 
 
 def _long_opening(length=4_300):
@@ -132,6 +138,15 @@ def traces(toy_bundle, tmp_path_factory):
     for name, (opening, learn, cache_spec, script) in LONG_TRACES.items():
         cache = PersonalCache(len(bundle.vocab), *cache_spec) if cache_spec else None
         recorded.append(record(KeyboardEngine(bundle, cache=cache), script, name, (opening, learn)))
+    for name, (size, script) in STRIP_TRACES.items():  # the engine takes the strip size from the manifest
+        sized = out / f"bundle-strip-{size}"
+        shutil.copytree(toy_bundle, sized)
+        manifest = json.loads((sized / "manifest.json").read_text())
+        manifest["engine"] = {**manifest.get("engine", {}), "strip_size": size}
+        (sized / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        trace = record(KeyboardEngine(load_bundle(sized)), script, name)
+        assert trace["engine"]["strip_size"] == size and any(len(k["strip"]) == size for k in trace["keystrokes"])
+        recorded.append(trace)
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
     return out

@@ -142,6 +142,11 @@ def drop(*keys):
     return edit_manifest(change)
 
 
+def engine_option(key, value):
+    """Sets manifest field engine.KEY (making the engine block if an older manifest has none)."""
+    return edit_manifest(lambda manifest: manifest.setdefault("engine", {}).__setitem__(key, value))
+
+
 def put(value, *keys):
     def change(manifest):
         parent = manifest
@@ -297,9 +302,20 @@ BAD_BUNDLES = {
                                                          ["manifest.json", "field special_ids", "vocab.json"]),
     "manifest with an unknown sentence_context": (put("sometimes", "sentence_context"),
                                                   ["manifest.json", "sentence_context"]),
+    # the engine's options (docs/engine.md §3)
+    "manifest engine.strip_size 0": (engine_option("strip_size", 0),
+                                     ["manifest.json", "field engine.strip_size must be an integer from 1 to 10, "
+                                                       "not 0"]),
+    "manifest engine.strip_size 11 (above the most, 10)": (engine_option("strip_size", 11),
+                                                           ["manifest.json", "field engine.strip_size", "not 11"]),
+    "manifest engine.strip_size that is not an integer (\"3\", 2.5, true)": (
+        engine_option("strip_size", "3"), ["manifest.json", "field engine.strip_size", 'not "3"']),
+    "manifest engine that is not an object": (put([3], "engine"),
+                                              ["manifest.json", "field engine must be an object", "not [3]"]),
 }
 COMMANDS = ("inspect", "suggest", "simulate")
-CASES = [(command, description) for description in BAD_BUNDLES for command in COMMANDS]
+CASES = [(command, description) for description in BAD_BUNDLES for command in COMMANDS] + [
+    ("export", "--strip-size 0, 11 or 2.5: refused by the parser", "test_strip_size_is_checked_by_the_parser")]
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +339,8 @@ def copy_of(toy_bundle, tmp_path):
     return target
 
 
-@pytest.mark.parametrize("command, description", CASES, ids=[f"{c}: {d}" for c, d in CASES])
+@pytest.mark.parametrize("command, description", [case for case in CASES if len(case) == 2],  # the rest name their test
+                         ids=[f"{case[0]}: {case[1]}" for case in CASES if len(case) == 2])
 def test_bad_bundle_is_one_error_line(command, description, toy_bundle, tmp_path, text_file, capfd):
     damage, fragments = BAD_BUNDLES[description]
     directory = copy_of(toy_bundle, tmp_path)
@@ -366,6 +383,55 @@ def test_inspect_prints_what_an_export_without_metrics_records(toy_bundle, tmp_p
     out = capsys.readouterr().out
     assert "checksums OK" in out and "metrics: not recorded" in out and "ops: not recorded" in out
     assert "from run: not recorded" in out and "? parameters" in out
+
+
+@pytest.mark.parametrize("value", ["2.5", "true"])
+def test_strip_size_must_be_an_integer(value, toy_bundle, tmp_path):
+    """The other non-integers the "not an integer" case above names, at the loader."""
+    from data_pipeline.errors import KblmError
+
+    directory = copy_of(toy_bundle, tmp_path)
+    engine_option("strip_size", json.loads(value))(directory)
+    with pytest.raises(KblmError, match=f"field engine.strip_size must be an integer from 1 to 10, not {value}$"):
+        load_bundle(directory)
+
+
+@pytest.mark.parametrize("value", ["0", "11", "2.5"])
+def test_strip_size_is_checked_by_the_parser(value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "R", "--out", "o", "--strip-size", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--strip-size" in err and "error" in err, err
+
+
+def test_a_manifest_without_engine_options_means_a_strip_of_3(toy_bundle, tmp_path, capsys):
+    """Bundles exported before the manifest had engine.strip_size load with the old strip of 3."""
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+
+    assert read_manifest(toy_bundle)["engine"] == {"strip_size": 3}  # what kblm export writes by default
+    directory = copy_of(toy_bundle, tmp_path)
+    drop("engine")(directory)
+    engine = KeyboardEngine(load_bundle(directory))
+    engine.set_text("see you at the ")
+    assert engine.strip_size == 3 and len(engine.strip()) == 3
+    assert main(["inspect", str(directory)]) == 0
+    assert "engine: strip of 3 words (default: the manifest sets no engine.strip_size)" in capsys.readouterr().out
+    engine_option("strip_size", 1)(directory)
+    assert len(KeyboardEngine(load_bundle(directory)).strip()) == 1
+
+
+def test_export_strip_size_reaches_the_manifest_inspect_and_the_strip(toy_run, tmp_path, capsys):
+    """kblm export --strip-size 5: the manifest records it, inspect shows it, the engine shows 5 words."""
+    out = tmp_path / "five"
+    assert main(["export", str(toy_run), "--quantize", "float32", "--sample-messages", "20", "--out", str(out),
+                 "--strip-size", "5"]) == 0
+    assert read_manifest(out)["engine"] == {"strip_size": 5}
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert "engine: strip of 5 words, sentence context reset" in capsys.readouterr().out
+    assert main(["suggest", str(out), "see you at the "]) == 0
+    assert "[5] " in capsys.readouterr().out
 
 
 def run_cli(args, **env):

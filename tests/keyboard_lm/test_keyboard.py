@@ -32,7 +32,7 @@ def engine(bundle):
 
 
 def assert_valid_strip(engine, strip):
-    assert len(strip) <= 3 and len({w.lower() for w in strip}) == len(strip)
+    assert len(strip) <= engine.strip_size and len({w.lower() for w in strip}) == len(strip)
     for word in strip:
         assert word not in ("<pad>", "<unk>", "<bos>", "<eos>") and tokenization.is_word(word)
 
@@ -234,7 +234,7 @@ def _long_text(length, seed=0):
 
 
 def test_every_whitespace_code_point_is_a_hard_tokenization_boundary():
-    """The checkpoint proof (keyboard.py's docstring): NFKC never merges across whitespace."""
+    """The checkpoint proof (docs/engine.md §9): NFKC never merges across whitespace."""
     import unicodedata
 
     nfkc = tokenization._compiled()["nfkc"]
@@ -476,13 +476,36 @@ def test_traces_are_deterministic_and_complete(bundle):
 
     vector = np.frombuffer(base64.b64decode(first["model_steps"][0]["log_probs"]), "<f4")
     assert vector.shape == (len(bundle.vocab),) and first["model_steps"][0]["id"] == BOS_ID
-    assert first["engine"] == {"no_repeat": True, "cache": None}
+    assert first["engine"] == {"strip_size": 3, "no_repeat": True, "cache": None}
     cached = KeyboardEngine(bundle, cache=PersonalCache(len(bundle.vocab), 0.2))
     cached.reset("see you soon . ", learn=True)
     trace = record(cached, script, "c")
     assert trace["engine"]["cache"]["pairs"][:3] == [[BOS_ID, bundle.vocab.id("see")], [bundle.vocab.id("see"),
                                                      bundle.vocab.id("you")], [bundle.vocab.id("you"),
                                                                                bundle.vocab.id("soon")]]
+
+
+def test_strip_size_comes_from_the_manifest(bundle, toy_bundle, tmp_path):
+    """docs/engine.md §3: the strip holds the manifest's engine.strip_size words (an engine may
+    be given another); the same ranking, only longer or shorter; taps reach every slot."""
+    from keyboard_lm.phone.traces import parse_keys
+
+    directory = tmp_path / "five"
+    shutil.copytree(toy_bundle, directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["engine"] = {"strip_size": 5}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    five, three = KeyboardEngine(load_bundle(directory)), KeyboardEngine(bundle)
+    assert (five.strip_size, three.strip_size, KeyboardEngine(bundle, strip_size=2).strip_size) == (5, 3, 2)
+    for text in ("", "see you at the ", "see you at the s", "i think the tr"):
+        five.set_text(text)
+        three.set_text(text)
+        assert five.strip()[:3] == three.strip(), text
+    five.set_text("see you at the ")
+    assert len(five.strip()) == 5
+    word = five.strip()[4]
+    assert five.tap(4) == word and five.text == f"see you at the {word} "
+    assert parse_keys("a\t5\t9\t0") == ["a", "TAP5", "TAP9", "\t", "0"]
 
 
 def test_harness_is_tensorflow_free(toy_bundle):

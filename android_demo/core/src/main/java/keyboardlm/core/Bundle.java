@@ -10,12 +10,17 @@ import org.json.JSONObject;
  * every file's sha256, the tokenizer spec version (the manifest's and vocab.json's, which
  * must agree, as must the special ids), the vocabulary, its size against the model's output
  * size (signature.vocabulary_size) -- and
- * reads the step signature's state layout and the sentence framing the model was trained with.
+ * reads the step signature's state layout, the sentence framing the model was trained with
+ * and the engine's options (the strip size: docs/engine.md §3).
  */
 public final class Bundle {
     public static final int FORMAT_VERSION = 1;
     public static final String[] FILES = {"model.tflite", "vocab.txt", "vocab.json"};
     public static final String SIGNATURE = "step";
+    /** Words on the strip when the manifest does not say (bundles made before engine.strip_size). */
+    public static final int DEFAULT_STRIP_SIZE = 3;
+    /** The most words engine.strip_size may ask for (keyboard_lm/phone/bundle.py's MAX_STRIP_SIZE). */
+    public static final int MAX_STRIP_SIZE = 10;
 
     public final JSONObject manifest;
     public final Vocabulary vocabulary;
@@ -28,9 +33,11 @@ public final class Bundle {
     public final int vocabularySize;
     /** Message mode ("reset"): each sentence starts from an empty state; stream mode: "carry". */
     public final boolean resetAtSentenceStart;
+    /** Words on the suggestion strip: the manifest's engine.strip_size, 3 if absent (docs/engine.md §3). */
+    public final int stripSize;
 
     private Bundle(JSONObject manifest, Vocabulary vocabulary, byte[] model, String[] stateNames, int[] stateSizes,
-                   int vocabularySize, boolean resetAtSentenceStart) {
+                   int vocabularySize, boolean resetAtSentenceStart, int stripSize) {
         this.manifest = manifest;
         this.vocabulary = vocabulary;
         this.model = model;
@@ -38,6 +45,7 @@ public final class Bundle {
         this.stateSizes = stateSizes;
         this.vocabularySize = vocabularySize;
         this.resetAtSentenceStart = resetAtSentenceStart;
+        this.stripSize = stripSize;
     }
 
     public static Bundle load(BundleFiles files) throws BundleException {
@@ -108,7 +116,33 @@ public final class Bundle {
         if (!context.equals("reset") && !context.equals("carry")) {
             throw new BundleException(manifestName + ": field sentence_context is " + context + ", expected reset or carry");
         }
-        return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"));
+        return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"),
+                stripSize(manifest, manifestName));
+    }
+
+    /**
+     * The manifest's engine.strip_size (docs/engine.md §3): DEFAULT_STRIP_SIZE when there is no
+     * engine block or no strip_size in it; anything but an integer from 1 to MAX_STRIP_SIZE is refused.
+     */
+    static int stripSize(JSONObject manifest, String manifestName) throws BundleException {
+        Object engine = manifest.opt("engine");
+        if (engine == null) return DEFAULT_STRIP_SIZE;
+        if (!(engine instanceof JSONObject)) {
+            throw new BundleException(manifestName + ": field engine must be an object with strip_size, not " + show(engine));
+        }
+        Object size = ((JSONObject) engine).opt("strip_size");
+        if (size == null) return DEFAULT_STRIP_SIZE;
+        boolean integer = size instanceof Integer || size instanceof Long;
+        if (!integer || ((Number) size).longValue() < 1 || ((Number) size).longValue() > MAX_STRIP_SIZE) {
+            throw new BundleException(manifestName + ": field engine.strip_size must be an integer from 1 to "
+                    + MAX_STRIP_SIZE + ", not " + show(size));
+        }
+        return ((Number) size).intValue();
+    }
+
+    /** A manifest value as JSON writes it (a string quoted), for messages. */
+    private static String show(Object value) {
+        return value instanceof String ? JSONObject.quote((String) value) : String.valueOf(value);
     }
 
     /** The manifest's tokenizer block is this app's spec version and the same as vocab.json's

@@ -30,7 +30,7 @@ public final class InputTypes {
     /**
      * A private field: a password (text, visible, web or number), or a field that asks for no
      * suggestions or no personalized learning. The keyboard shows no strip, steps no model and
-     * learns nothing there (keyboard_lm/phone/keyboard.py: reset(text, private=True)).
+     * learns nothing there (keyboard_lm/phone/keyboard.py: reset(text, private=True); docs/engine.md §11).
      */
     public static boolean isPrivate(int inputType, int imeOptions) {
         int kind = inputType & TYPE_MASK_CLASS, variation = inputType & TYPE_MASK_VARIATION;

@@ -26,6 +26,8 @@ import java.util.concurrent.Executor;
  * resets the engine on what it read.
  *
  * Private fields ({@link InputTypes#isPrivate}): no strip, no model call, nothing learned.
+ * docs/engine.md §13 specifies this class's part (when it types on and when it resets the
+ * engine, shift), §11 private fields.
  */
 public final class KeyboardController {
     /** UTF-16 units read before the cursor: enough for the engine's window of CONTEXT_CHARS code points. */

@@ -12,36 +12,20 @@ import java.util.Set;
  * The keyboard engine: keyboard_lm/phone/keyboard.py's KeyboardEngine, line for line (golden
  * traces of the Python engine hold the two to the same strips, keystroke by keystroke).
  *
- * The invariant, kept after every change of the text before the cursor:
- *
- *   fed ids == bos + ids of every finished token of the text, with eos bos after each
- *              sentence end (. ! ?), exactly as training framed sentences
- *
- * A token is finished once whitespace follows it; a trailing word is the prefix being typed
- * (the strip completes it); trailing punctuation counts as finished at once. After a change
- * the engine keeps the longest common prefix of what it had fed, rewinds the rest from a
- * bounded stack of states, and steps only the new ids. Words shown while the current word
- * was typed forward (and not tapped) are not re-offered until that word is finished or the
- * user backspaces or jumps (no-repeat). With a personal cache, the strip ranks words by the
- * mixture of model and cache; the cache learns committed vocabulary words (not the text a
- * field was reset with, unless asked to) and forgets them again when the user backspaces
- * into them. A private field (a password) is only followed: no step, no strip, nothing
- * learned, until the next reset. Text indices are UTF-16 here, code points in
- * Python; every slice the spec defines on code points goes through {@link CodePoints}.
- *
- * Cost per keystroke, whatever the field's length (the engine reads the last
- * CONTEXT_CHARS = 2,000 code points, as the phone does; keyboard.py's docstring has the
- * proof): a reset primes from a bounded window (from its first sentence start, else its first
- * whitespace boundary); the engine keeps checkpoints {position, ids before it} after every
- * whitespace run, where tokenize(text) == tokenize(text[:p]) + tokenize(text[p:]), and on a
- * change tokenizes only from the last checkpoint before the change. A rewind deeper than the
- * stack, an edit before the window's base or more than CONTEXT_CHARS of new text re-primes
- * on the window of the new text.
+ * The rules are written once, in docs/engine.md, which both ports cite by section: the fed
+ * ids are a function of the text (§2); the strip (as many words as the bundle's manifest says,
+ * 3 by default) ranks next words or completions of the typed prefix (§3, §4), in keyboard
+ * casing (§5), never re-offering a word passed over (§6); a tap commits a word and a space
+ * (§7); a keystroke rewinds from a bounded stack of states (§8); the engine reads the last
+ * CONTEXT_CHARS code points and re-tokenizes only from the last whitespace checkpoint (§9);
+ * resets prime a field and cursor jumps reset on the same text (§10); a private field is only
+ * followed (§11); the personal cache mixes in and learns committed words (§12). Text indices
+ * are UTF-16 here, code points in Python; every slice the spec defines on code points goes
+ * through {@link CodePoints} (§1).
  */
 public final class KeyboardEngine {
-    public static final int STRIP_SIZE = 3;
-    public static final int STACK_LIMIT = 256;  // states kept for rewinding; deeper rewinds re-prime
-    public static final int CONTEXT_CHARS = 2000;  // code points before the cursor the engine reads
+    public static final int STACK_LIMIT = 256;  // states kept for rewinding; deeper rewinds re-prime (docs/engine.md §8)
+    public static final int CONTEXT_CHARS = 2000;  // code points before the cursor the engine reads (§9)
     private static final String MAX_CODE_POINT = new String(Character.toChars(0x10FFFF));
 
     private final Vocabulary vocab;
@@ -94,6 +78,11 @@ public final class KeyboardEngine {
         }
     }
 
+    /**
+     * An engine on an empty field. {@code cache}: the personal cache (null: none); {@code noRepeat}:
+     * passed-over words stay off the strip (§6); {@code stripSize}: words on the strip (the
+     * bundle's is {@link Bundle#stripSize}, §3).
+     */
     public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
             throws BundleException {
         this.vocab = bundle.vocabulary;
@@ -101,7 +90,7 @@ public final class KeyboardEngine {
         this.cache = cache;
         this.noRepeat = noRepeat;
         this.stripSize = stripSize;
-        this.resetAtSentenceStart = bundle.resetAtSentenceStart;
+        this.resetAtSentenceStart = bundle.resetAtSentenceStart;  // sentence_context (§2)
         if (model.outputSize() != vocab.size()) {
             throw new BundleException("model.tflite: outputs " + model.outputSize() + " log-probabilities, but vocab.txt has "
                     + vocab.size() + " tokens");
@@ -109,7 +98,7 @@ public final class KeyboardEngine {
         int n = vocab.size();
         suggestible = new boolean[n];
         List<Integer> ids = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) {  // vocabulary words, no specials or punctuation (§3)
             suggestible[i] = i >= Vocabulary.SPECIAL_TOKENS.size() && tokenizer.isWord(vocab.token(i));
             if (suggestible[i]) ids.add(i);
         }
@@ -126,19 +115,24 @@ public final class KeyboardEngine {
         reset("");
     }
 
+    /** An engine with the bundle's strip size (§3). */
+    public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat) throws BundleException {
+        this(bundle, model, cache, noRepeat, bundle.stripSize);
+    }
+
     public KeyboardEngine(Bundle bundle, StepModel model) throws BundleException {
-        this(bundle, model, null, true, STRIP_SIZE);
+        this(bundle, model, null, true);
     }
 
     // -- text changes ---------------------------------------------------------------------
 
     /**
-     * A new text field or a cursor jump: empty state, then primed on {@code newText}. The
+     * A new text field or a cursor jump: empty state, then primed on {@code newText} (§10). The
      * cache (if any) does not learn the text a field opens with (it learned it when it was
      * typed), unless {@code learn}: teaching a cache the user's earlier text.
      * {@code privateField}: a password field, or one that asks for no suggestions or no
      * learning ({@link InputTypes#isPrivate}): until the next reset the engine only follows
-     * the text; no model step, an empty strip, nothing learned or cached.
+     * the text; no model step, an empty strip, nothing learned or cached (§11).
      */
     public void reset(String newText, boolean learn, boolean privateField) {
         this.privateField = privateField;
@@ -180,7 +174,7 @@ public final class KeyboardEngine {
         reset("", false);
     }
 
-    /** The text before the cursor changed (typing, backspace, paste): resync the model. */
+    /** The text before the cursor changed (typing, backspace, paste): resync the model (§8). */
     public void setText(String newText) {
         if (privateField) {
             text = newText;
@@ -191,7 +185,7 @@ public final class KeyboardEngine {
         Wanted wanted = retokenize(newText);  // sets prefix and the checkpoints
         text = newText;
         int start = prefixStart();
-        if (typedOn && start == wordStart) {
+        if (typedOn && start == wordStart) {  // no-repeat (§6)
             for (String word : shown) passed.add(lower(word));  // shown, not tapped
         } else {
             passed = new HashSet<>();
@@ -202,7 +196,7 @@ public final class KeyboardEngine {
         while (common < fed.size() && common - wanted.kept < wanted.tail.size()
                 && fed.get(common).equals(wanted.tail.get(common - wanted.kept))) common++;
         if (common < fed.size()) {
-            if (common > 0 && stack.get(common - 1) == null) {  // deeper than the stack: re-prime
+            if (common > 0 && stack.get(common - 1) == null) {  // deeper than the stack: re-prime (§9)
                 wanted = window(newText);
                 common = 0;
             }
@@ -219,7 +213,7 @@ public final class KeyboardEngine {
         setText(CodePoints.dropLast(text));
     }
 
-    /** Accepts suggestion {@code index}: the word replaces the prefix, plus a space. */
+    /** Accepts suggestion {@code index}: the word replaces the prefix, plus a space (§7). */
     public String tap(int index) {
         String word = strip().get(index);
         setText(afterTap(word));
@@ -237,7 +231,7 @@ public final class KeyboardEngine {
 
     // -- model steps ----------------------------------------------------------------------
 
-    /** Tokenizes from the last checkpoint before the change; sets the prefix and the checkpoints. */
+    /** Tokenizes from the last checkpoint before the change; sets the prefix and the checkpoints (§9). */
     private Wanted retokenize(String newText) {
         int last = marksUpTo(commonPrefixLength(text, newText));  // checkpoints still valid
         if (last == 0) return window(newText);  // an edit before the window
@@ -250,7 +244,7 @@ public final class KeyboardEngine {
         return new Wanted(mark[1], extend(pieces, rest));
     }
 
-    /** Starts the fed ids afresh at the window's base: kept 0, all the ids. */
+    /** Starts the fed ids afresh at the window's base (§9): kept 0, all the ids. */
     private Wanted window(String newText) {
         int start = windowStart(newText);
         if (start > 0) {
@@ -278,13 +272,13 @@ public final class KeyboardEngine {
         List<Integer> ids = new ArrayList<>();
         ids.add(Vocabulary.BOS_ID);
         ids.addAll(extend(pieces, rest));
-        if (moved && primedEnd > 0 && primedEnd < Integer.MAX_VALUE) {  // the opening text's ids, in the new window
+        if (moved && primedEnd > 0 && primedEnd < Integer.MAX_VALUE) {  // the opening text's ids, in the new window (§10)
             primed = primedEnd >= start ? marks.get(marksUpTo(primedEnd) - 1)[1] : 0;
         }
         return new Wanted(0, ids);
     }
 
-    /** Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix. */
+    /** Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix (§2). */
     private List<Integer> extend(List<Piece> pieces, List<String> rest) {
         List<Integer> ids = new ArrayList<>();
         int before = marks.get(marks.size() - 1)[1];
@@ -301,14 +295,14 @@ public final class KeyboardEngine {
     private void addIds(List<String> tokens, List<Integer> ids) {
         for (String token : tokens) {
             ids.add(vocab.id(token));
-            if (Tokenizer.SENTENCE_ENDS.contains(token)) {
+            if (Tokenizer.SENTENCE_ENDS.contains(token)) {  // a sentence end (§2)
                 ids.add(Vocabulary.EOS_ID);
                 ids.add(Vocabulary.BOS_ID);
             }
         }
     }
 
-    /** Tokens of text[start:] cut after each whitespace run (the pieces); the tokens after the last run go in rest. */
+    /** Tokens of text[start:] cut after each whitespace run (the pieces, §9); the tokens after the last run go in rest. */
     private List<Piece> chunks(String s, int start, List<String> rest) {
         List<Piece> pieces = new ArrayList<>();
         int begin = start, i = start, n = s.length();
@@ -336,7 +330,7 @@ public final class KeyboardEngine {
         return lo;
     }
 
-    /** Where the last CONTEXT_CHARS code points of {@code s} begin, or 0 if it has no more. */
+    /** Where the last CONTEXT_CHARS code points of {@code s} begin, or 0 if it has no more (§9). */
     static int windowStart(String s) {
         if (s.length() <= CONTEXT_CHARS) return 0;
         int i = s.length();
@@ -356,7 +350,8 @@ public final class KeyboardEngine {
     private void feed(int tokenId) {
         stack.add(state);  // the state before this id (never modified, so no copy)
         if (stack.size() > STACK_LIMIT) stack.set(stack.size() - STACK_LIMIT - 1, null);  // forget the oldest
-        if (tokenId == Vocabulary.BOS_ID && resetAtSentenceStart) state = model.zeroState();
+        if (tokenId == Vocabulary.BOS_ID && resetAtSentenceStart) state = model.zeroState();  // sentence_context "reset" (§2)
+        // the cache learns a committed vocabulary word, unless the field opened with it (§12)
         boolean learn = cache != null && suggestible[tokenId] && fed.size() >= primed;
         if (learn) cache.add(fed.isEmpty() ? Vocabulary.BOS_ID : fed.get(fed.size() - 1), tokenId);
         learned.add(learn);
@@ -367,7 +362,10 @@ public final class KeyboardEngine {
         scores = null;
     }
 
-    /** Back to the first {@code length} fed ids; re-steps one id to get its log-probs. */
+    /**
+     * Back to the first {@code length} fed ids; re-steps one id to get its log-probs (§8); the
+     * cache forgets what the dropped ids taught it (§12).
+     */
     private void rewind(int length) {
         for (int i = Math.max(length - 1, 0); i < learned.size(); i++) {
             if (learned.get(i)) cache.removeLast();
@@ -404,7 +402,7 @@ public final class KeyboardEngine {
         return !typed.isEmpty() && tokenizer.tokenize(typed, vocab.lowercase()).equals(Collections.singletonList(prefix)) ? typed : "";
     }
 
-    /** Up to strip-size distinct words: completions of the prefix, else next words. */
+    /** Up to strip-size distinct words: completions of the prefix (§4), else next words (§3). */
     public List<String> strip() {
         if (privateField) return new ArrayList<>();
         int[] candidates;
@@ -433,7 +431,7 @@ public final class KeyboardEngine {
 
     /**
      * The {@code take} best candidates, best first; equal scores rank the lower id (the more
-     * frequent word) first, as the Python engine does.
+     * frequent word) first, as the Python engine does (§3).
      */
     private static int[] top(int[] candidates, double[] ranking, int take) {
         int[] best = new int[take];
@@ -454,7 +452,7 @@ public final class KeyboardEngine {
         return ranking[a] > ranking[b] || (ranking[a] == ranking[b] && a < b);
     }
 
-    /** What the strip ranks by: the model's log-probs, mixed with the cache if there is one. */
+    /** What the strip ranks by: the model's log-probs, mixed with the cache if there is one (§12). */
     public double[] scores() {
         if (scores == null) {
             if (cache == null) {
@@ -481,7 +479,7 @@ public final class KeyboardEngine {
         return !fed.isEmpty() && fed.get(fed.size() - 1) == Vocabulary.BOS_ID;
     }
 
-    /** Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised. */
+    /** Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5). */
     private String display(String token, String typed) {
         if (!typed.isEmpty()) {
             String rest = CodePoints.from(token, CodePoints.length(tokenizer.lowercase(prefix)));
@@ -520,6 +518,11 @@ public final class KeyboardEngine {
     /** The word being typed (normalized as the tokenizer reads it), or "". */
     public String prefix() {
         return prefix;
+    }
+
+    /** Words on the strip (at most; §3). */
+    public int stripSize() {
+        return stripSize;
     }
 
     /** Where the fed ids begin in the text (UTF-16), for tests. */

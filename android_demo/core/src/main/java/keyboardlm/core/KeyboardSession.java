@@ -31,7 +31,7 @@ public final class KeyboardSession {
         try {
             Bundle bundle = Bundle.load(files);
             model = models.open(bundle);
-            return new KeyboardSession(new KeyboardEngine(bundle, model, cache, true, KeyboardEngine.STRIP_SIZE), model, null);
+            return new KeyboardSession(new KeyboardEngine(bundle, model, cache, true), model, null);
         } catch (BundleException e) {
             return failed(e.getMessage(), model);
         } catch (Exception | LinkageError e) {  // e.g. IllegalArgumentException from LiteRT, a missing native library

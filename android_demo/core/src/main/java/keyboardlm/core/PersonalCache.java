@@ -8,8 +8,8 @@ import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * The personal cache (keyboard_lm/phone/personal_cache.py): the user's recent words and word
- * pairs, mixed into the model's distribution.
+ * The personal cache (keyboard_lm/phone/personal_cache.py; docs/engine.md §12): the user's
+ * recent words and word pairs, mixed into the model's distribution.
  *
  *   p(w | prev) = (1 - weight) * p_model(w | context) + weight * p_cache(w | prev)
  *   p_cache(w | prev) = (c(prev, w) + smoothing * c(w) / n) / (c(prev, .) + smoothing)

@@ -12,6 +12,7 @@ import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.util.Arrays;
+import org.json.JSONArray;
 import org.json.JSONObject;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -160,6 +161,40 @@ class BundleTest {
                 m -> m.getJSONObject("tokenizer").put("lowercase", !m.getJSONObject("tokenizer").getBoolean("lowercase"))));
         assertEquals(manifestPath + ": field special_ids differs from vocab.json's special_ids",
                 failureAfterEditing(m -> m.getJSONObject("special_ids").put("<unk>", 7)));
+    }
+
+    /** The manifest's engine.strip_size (docs/engine.md §3): absent means 3, a good value sizes the strip. */
+    @Test
+    void stripSizeFromTheManifest() throws Exception {
+        assertEquals(3, manifest().getJSONObject("engine").getInt("strip_size"), "what kblm export writes by default");
+        assertEquals(3, Bundle.load(BundleFiles.directory(dir)).stripSize);
+        for (int size : new int[] {1, 5, Bundle.MAX_STRIP_SIZE}) {
+            write("manifest.json", manifest().put("engine", new JSONObject().put("strip_size", size)).toString().getBytes(Bytes.UTF8));
+            assertEquals(size, Bundle.load(BundleFiles.directory(dir)).stripSize);
+            KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+            assertEquals(size, session.engine().stripSize());
+            assertEquals(size, session.setText("see you at the ").size());
+        }
+        JSONObject older = manifest();
+        older.remove("engine");  // a bundle exported before the field
+        write("manifest.json", older.toString().getBytes(Bytes.UTF8));
+        assertEquals(Bundle.DEFAULT_STRIP_SIZE, Bundle.load(BundleFiles.directory(dir)).stripSize);
+        write("manifest.json", older.put("engine", new JSONObject()).toString().getBytes(Bytes.UTF8));
+        assertEquals(Bundle.DEFAULT_STRIP_SIZE, Bundle.load(BundleFiles.directory(dir)).stripSize);
+    }
+
+    /** A bad engine.strip_size is refused in one line naming the field (the Python loader's words). */
+    @Test
+    void badStripSize() throws Exception {
+        String field = path("manifest.json") + ": field engine.strip_size must be an integer from 1 to 10, not ";
+        assertEquals(field + "0", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", 0))));
+        assertEquals(field + "11", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", 11))));
+        assertEquals(field + "\"3\"", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", "3"))));
+        assertEquals(field + "2.5", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", 2.5))));
+        assertEquals(field + "true", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", true))));
+        assertEquals(field + "null", failureAfterEditing(m -> m.put("engine", new JSONObject().put("strip_size", JSONObject.NULL))));
+        assertEquals(path("manifest.json") + ": field engine must be an object with strip_size, not [3]",
+                failureAfterEditing(m -> m.put("engine", new JSONArray().put(3))));
     }
 
     @Test

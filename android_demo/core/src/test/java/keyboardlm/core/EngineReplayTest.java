@@ -23,14 +23,21 @@ import org.junit.jupiter.api.TestFactory;
  * tests/android adds to a trace: "prime" (the field opened with text: reset(text, learn)) and
  * "cache_after" (the cache when the trace ended). A "PRIVATE" key opens a new, empty private
  * field (reset with privateField): no model steps, an empty strip, nothing learned until RESET.
+ * Each trace's header ("engine") says the strip size it was recorded with; the replay loads
+ * the bundle with that engine.strip_size in its manifest and builds the engine with the
+ * bundle's strip size, as the app does (docs/engine.md §3, §14).
  */
 class EngineReplayTest {
     private static Bundle bundle() throws Exception {
         return Bundle.load(BundleFiles.directory(Fixtures.path("kblm.bundle")));
     }
 
-    /** The toy bundle with the other sentence_context ("reset" <-> "carry"). */
-    private static Bundle otherContext() throws Exception {
+    private interface ManifestEdit {
+        void apply(JSONObject manifest) throws JSONException;
+    }
+
+    /** The toy bundle with its manifest.json edited (the manifest is not checksummed). */
+    private static Bundle edited(ManifestEdit edit) throws Exception {
         final BundleFiles dir = BundleFiles.directory(Fixtures.path("kblm.bundle"));
         return Bundle.load(new BundleFiles() {
             @Override
@@ -38,8 +45,8 @@ class EngineReplayTest {
                 if (!name.equals("manifest.json")) return dir.read(name);
                 try {
                     JSONObject manifest = new JSONObject(new String(dir.read(name), Bytes.UTF8));
-                    boolean reset = manifest.optString("sentence_context", "reset").equals("reset");
-                    return manifest.put("sentence_context", reset ? "carry" : "reset").toString().getBytes(Bytes.UTF8);
+                    edit.apply(manifest);
+                    return manifest.toString().getBytes(Bytes.UTF8);
                 } catch (JSONException e) {
                     throw new IOException(e);
                 }
@@ -52,6 +59,20 @@ class EngineReplayTest {
         });
     }
 
+    /** The toy bundle with the other sentence_context ("reset" <-> "carry"). */
+    private static Bundle otherContext() throws Exception {
+        return edited(m -> m.put("sentence_context", m.optString("sentence_context", "reset").equals("reset") ? "carry" : "reset"));
+    }
+
+    /** {@code bundle} as a bundle whose manifest asks for {@code size} words on the strip (itself if it does). */
+    private static Bundle withStripSize(Bundle bundle, int size) throws Exception {
+        if (bundle.stripSize == size) return bundle;
+        String context = bundle.resetAtSentenceStart ? "reset" : "carry";
+        Bundle sized = edited(m -> m.put("sentence_context", context).put("engine", new JSONObject().put("strip_size", size)));
+        assertEquals(size, sized.stripSize, "the loader reads engine.strip_size");
+        return sized;
+    }
+
     private static JSONObject traces() throws Exception {
         return Fixtures.json(Fixtures.path("kblm.traces"));
     }
@@ -62,6 +83,7 @@ class EngineReplayTest {
         assertEquals(1, traces.getInt("format_version"));
         String sha = bundle().manifest.getJSONObject("files").getJSONObject("model.tflite").getString("sha256");
         assertEquals(sha, traces.getJSONObject("bundle").getString("model_sha256"), "traces of another model");
+        assertEquals(bundle().stripSize, traces.getJSONObject("bundle").getInt("strip_size"), "the bundle's strip size");
     }
 
     @TestFactory
@@ -79,12 +101,14 @@ class EngineReplayTest {
         return tests;
     }
 
-    private static void replay(Bundle bundle, JSONObject trace) throws Exception {
-        ReplayModel model = new ReplayModel(trace.getJSONArray("model_steps"), bundle.stateSizes, bundle.resetAtSentenceStart);
+    private static void replay(Bundle loaded, JSONObject trace) throws Exception {
         JSONObject options = trace.getJSONObject("engine");
+        Bundle bundle = withStripSize(loaded, options.getInt("strip_size"));
+        ReplayModel model = new ReplayModel(trace.getJSONArray("model_steps"), bundle.stateSizes, bundle.resetAtSentenceStart);
         PersonalCache cache = options.isNull("cache") ? null
                 : PersonalCache.fromJson(options.getJSONObject("cache"), bundle.vocabulary.size(), "trace cache");
-        KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"), KeyboardEngine.STRIP_SIZE);
+        KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"));
+        assertEquals(options.getInt("strip_size"), engine.stripSize(), "the engine takes the bundle's strip size");
         model.arm();
         model.context = trace.getString("name") + " start";
         JSONArray keystrokes = trace.getJSONArray("keystrokes");
@@ -158,7 +182,8 @@ class EngineReplayTest {
         JSONArray traces = traces().getJSONArray("traces");
         boolean tap = false, backspace = false, reset = false, completion = false, capital = false, cache = false, repeat = false;
         boolean primed = false, learnedPrime = false, smallCache = false, longField = false, jump = false;
-        boolean privateField = false, privateCache = false;
+        boolean privateField = false, privateCache = false, otherStrip = false, longStrip = false;
+        boolean tapPast3 = false;
         for (int i = 0; i < traces.length(); i++) {
             JSONObject trace = traces.getJSONObject(i);
             JSONObject options = trace.getJSONObject("engine").optJSONObject("cache");
@@ -167,6 +192,8 @@ class EngineReplayTest {
             primed |= trace.has("prime") && !trace.getJSONObject("prime").getBoolean("learn");
             learnedPrime |= trace.has("prime") && trace.getJSONObject("prime").getBoolean("learn");
             repeat |= !trace.getJSONObject("engine").getBoolean("no_repeat");
+            int stripSize = trace.getJSONObject("engine").getInt("strip_size");
+            otherStrip |= stripSize != Bundle.DEFAULT_STRIP_SIZE;
             longField |= trace.has("prime")
                     && CodePoints.length(trace.getJSONObject("prime").getString("text")) > 2 * KeyboardEngine.CONTEXT_CHARS;
             JSONArray keys = trace.getJSONArray("keystrokes");
@@ -182,6 +209,8 @@ class EngineReplayTest {
                 completion |= !key.getString("prefix").isEmpty() && key.getJSONArray("strip").length() > 0;
                 JSONArray strip = key.getJSONArray("strip");
                 for (int s = 0; s < strip.length(); s++) capital |= Character.isUpperCase(strip.getString(s).codePointAt(0));
+                longStrip |= strip.length() > Bundle.DEFAULT_STRIP_SIZE;
+                tapPast3 |= key.getString("key").startsWith("TAP") && Integer.parseInt(key.getString("key").substring(3)) > 3;
             }
         }
         assertTrue(tap && backspace && reset && completion && capital && cache && repeat,
@@ -190,5 +219,7 @@ class EngineReplayTest {
                 + "learns, a small cache checked at the end");
         assertTrue(longField && jump, "traces lack a field longer than twice the engine's window, or a cursor jump");
         assertTrue(privateField && privateCache, "traces lack a private field, or one with a personal cache checked at the end");
+        assertTrue(otherStrip && longStrip && tapPast3, "traces lack a strip size other than 3, a strip of more than 3 "
+                + "words, or a tap past slot 3");
     }
 }
