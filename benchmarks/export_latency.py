@@ -26,19 +26,6 @@ STEPS = 2000
 MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
 
 
-def macs_per_step(config):
-    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[config.cell]
-    inputs, total = config.embedding_dim, 0
-    for units in config.rnn_units:
-        total += gates * units * (inputs + units)
-        inputs = units
-    if config.tie_weights:
-        total += inputs * config.embedding_dim + config.embedding_dim * config.vocabulary_size
-    else:
-        total += inputs * config.vocabulary_size
-    return total
-
-
 def fc_rate(mode):
     """Single-thread multiply-accumulates per second of one 1x1024 @ 1024x4096 layer in LiteRT."""
     import tensorflow as tf
@@ -82,7 +69,7 @@ def latency_rows():
     from export import tflite
     from export.exporter import state_layout
     from keyboard_lm.phone.runtime import StepRunner
-    from export.step_model import build_step_model
+    from export.step_model import build_step_model, macs_per_step
     from keyboard_lm.training.config import preset
     from keyboard_lm.training.model import build_model
 
@@ -102,7 +89,7 @@ def latency_rows():
         # Realistic states for calibration: the float step loop on random tokens.
         representative = tflite.representative_samples(
             StepRunner(float_bytes, layout), [rng.integers(4, 10_000, 100).tolist()], 100) or representative
-        macs = macs_per_step(config)
+        macs = macs_per_step(config, step.arrays)
         for mode in MODES:
             row = {"preset": name, "mode": mode, "parameters": model.count_params(), "macs": macs}
             try:

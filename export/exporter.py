@@ -17,7 +17,7 @@ from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
-from export.step_model import build_step_model, state_names
+from export.step_model import build_step_model
 from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE
 from keyboard_lm.phone.runtime import StepRunner, score_messages
 from keyboard_lm.training.metrics import summarize
@@ -61,7 +61,7 @@ def keras_reference(model, model_config, messages_ids):
 
 
 def state_layout(model_config):
-    return list(zip(state_names(model_config), model_config.state_sizes()))
+    return model_config.state_layout()
 
 
 class QuantizationLoss(KblmError):

@@ -14,6 +14,7 @@ from data_pipeline.errors import KblmError
 from data_pipeline.pipeline_config import MODES
 from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
 from keyboard_lm.quiet import quiet_native_output
+from keyboard_lm.training.cells import CELL_KINDS
 from keyboard_lm.training.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, STRATEGIES
 
 
@@ -39,6 +40,19 @@ def _number(kind, low=None, high=None, low_open=False, high_open=False):
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _cell_option(text):
+    """``NAME=VALUE`` (an integer, or null): one setting of the cell kind, checked by the kind."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if value.strip().lower() in ("null", "none"):
+        return name, None
+    try:
+        return name, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: expected an integer or null, got {value!r}") from None
 
 
 POSITIVE_INT = _number(int, 1)
@@ -179,6 +193,8 @@ def _overrides(args):
             units = args.rnn_units
         check_value(ModelConfig, "rnn_units", units, "--rnn-units")
         model["rnn_units"] = units
+    if args.cell_option:
+        model["cell_options"] = dict(args.cell_option)
     if args.untie:
         model["tie_weights"] = False
     for key in ("epochs", "max_minutes", "optimizer", "learning_rate", "clip_norm", "schedule",
@@ -207,6 +223,7 @@ def cmd_train(args):
              "--jit-compile": args.jit_compile, "--bengio": args.bengio, "--no-lowercase": args.no_lowercase,
              "--vocab-size": args.vocab_size is not None, "--min-count": args.min_count is not None,
              "--paragraphs": args.paragraphs, "--replace-bad-bytes": args.replace_bad_bytes,
+             "--cell-option": bool(args.cell_option),
              **{"--" + key.replace("_", "-"): getattr(args, key) is not None
                 for key in ("embedding_dim", "rnn_units", "cell", "dropout", "optimizer", "learning_rate",
                             "clip_norm", "schedule", "precision", "strategy", "seed", "steps_per_epoch",
@@ -470,7 +487,7 @@ def cmd_trace(args):
 
 
 def _add_harness_parsers(commands):
-    p = commands.add_parser("suggest", help="the 3 suggestions for a text (completions if it ends mid-word)")
+    p = commands.add_parser("suggest", help="the strip's suggestions for a text (completions if it ends mid-word)")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
     p.add_argument("text", help="the text before the cursor")
     _add_engine_options(p)
@@ -528,7 +545,10 @@ def _add_train_parser(commands):
     g = p.add_argument_group("model (override the preset)")
     g.add_argument("--embedding-dim", type=int, help="embedding (and tied projection) size")
     g.add_argument("--rnn-units", help="comma-separated sizes of the stacked layers, e.g. 256,256")
-    g.add_argument("--cell", choices=CELLS, help="recurrent cell")
+    g.add_argument("--cell", choices=CELLS, help="recurrent cell: " + "; ".join(
+        f"{kind.name}: {kind.summary}" for kind in CELL_KINDS.values()))
+    g.add_argument("--cell-option", action="append", type=_cell_option, metavar="NAME=VALUE",
+                   help="a setting of the cell kind, e.g. projection=96 for cifg (repeatable)")
     g.add_argument("--dropout", type=float, help="dropout rate between layers")
     g.add_argument("--untie", action="store_true", help="separate output matrix instead of tied weights")
     g = p.add_argument_group("training (override the preset)")

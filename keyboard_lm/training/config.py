@@ -10,8 +10,8 @@ import math
 from data_pipeline.errors import KblmError
 from data_pipeline.pipeline_config import MODES, PipelineConfig
 from data_pipeline.vocab import SPECIAL_TOKENS
+from keyboard_lm.training.cells import CELLS, cell_kind
 
-CELLS = ("lstm", "gru", "simple_rnn")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "cosine", "constant")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -25,23 +25,32 @@ class ModelConfig:
     vocabulary_size: int = 10_000  # set from the vocabulary at build time
     embedding_dim: int = 96  # also the projection size when tied
     rnn_units: tuple = (256,)  # one entry per stacked recurrent layer
-    cell: str = "lstm"  # lstm | gru | simple_rnn
+    cell: str = "lstm"  # a kind of keyboard_lm.training.cells (lstm | gru | simple_rnn | ...)
     dropout: float = 0.1  # after the embedding, between layers and before the output
     tie_weights: bool = True  # output layer = embedding matrix transposed (+ bias)
+    cell_options: dict = dataclasses.field(default_factory=dict)  # the cell kind's own settings
 
     def __post_init__(self):
         object.__setattr__(self, "rnn_units", tuple(int(u) for u in self.rnn_units))
-        if self.cell not in CELLS:
-            raise KblmError(f"model cell must be one of {list(CELLS)}; got {self.cell!r}")
+        # Completed with the kind's defaults, so a run's config.json records every value.
+        object.__setattr__(self, "cell_options", cell_kind(self.cell).resolve(self.cell_options))
         if not self.rnn_units or min(self.rnn_units) < 1:
             raise KblmError(f"model rnn_units must be a non-empty list of positive sizes; got {self.rnn_units}")
         if not 0 <= self.dropout < 1:
             raise KblmError(f"model dropout must be in [0, 1); got {self.dropout}")
 
+    def state_layout(self):
+        """[(name, size)] of the recurrent state tensors, layer by layer: h0, c0, h1, c1, ...
+        for an LSTM; the cell table says which parts a kind has and how wide each is."""
+        kind = cell_kind(self.cell)
+        return [(f"{part}{i}", size) for i, units in enumerate(self.rnn_units)
+                for part, size in kind.state_parts(units, self.cell_options)]
+
     def state_sizes(self):
-        """Sizes of the recurrent state tensors, layer by layer (h, c for an LSTM)."""
-        per_layer = 2 if self.cell == "lstm" else 1
-        return [units for units in self.rnn_units for _ in range(per_layer)]
+        return [size for _, size in self.state_layout()]
+
+    def state_names(self):
+        return [name for name, _ in self.state_layout()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +164,10 @@ def _sizes(value):
     return f"a non-empty list of integers in [1, {MAX_SIZE}]"
 
 
+def _object(value):
+    return None if isinstance(value, dict) else "an object"
+
+
 def _pipeline(value):
     return None if isinstance(value, (dict, PipelineConfig)) else "an object"
 
@@ -167,6 +180,7 @@ CHECKS = {
         "cell": _choice(CELLS),
         "dropout": _number(0, high=1),
         "tie_weights": _boolean,
+        "cell_options": _object,  # each option is checked by the cell kind (ModelConfig.__post_init__)
     },
     TrainConfig: {
         "epochs": _integer(1),
@@ -226,6 +240,8 @@ def _from_dict(cls, data, where):
     values = dict(data)
     if cls is TrainConfig and isinstance(values.get("pipeline"), dict):
         values["pipeline"] = _from_dict(PipelineConfig, values["pipeline"], f"{where}.pipeline")
+    if cls is ModelConfig and "cell_options" in values:  # the kind checks its own options
+        cell_kind(values.get("cell", "lstm")).resolve(values["cell_options"], f"{where}.cell_options")
     try:
         return cls(**values)
     except TypeError as e:
@@ -234,6 +250,15 @@ def _from_dict(cls, data, where):
 
 def model_config_from_dict(data, where="model"):
     return _from_dict(ModelConfig, data, where)
+
+
+def model_config_with(base, overrides, where="model"):
+    """``base`` (a ModelConfig) with ``overrides`` (a dict of fields); a change of cell without
+    new ``cell_options`` starts from the new kind's defaults."""
+    values = to_dict(base)
+    if overrides.get("cell", values["cell"]) != values["cell"]:
+        values.pop("cell_options")
+    return model_config_from_dict({**values, **overrides}, where)
 
 
 def train_config_from_dict(data, where="train"):

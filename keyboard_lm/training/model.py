@@ -8,13 +8,28 @@ loop carries the state across batches) and the phone's one-step-per-word model.
     ids -> Embedding(mask_zero) -> Dropout -> [RNN -> Dropout] x N
         -> Dense(embedding_dim) -> logits = x @ embedding^T + bias   (tied)
         -> Dense(vocabulary)                                          (untied)
+
+The recurrent layers come from the cell table (``keyboard_lm.training.cells``). Layer names
+are the constants below: the export, personalization and tests find layers by them.
 """
 import keras
 from keras import ops
 
+from keyboard_lm.training.cells import KINDS, cell_kind
 from keyboard_lm.training.config import ModelConfig
 
-RNN_LAYERS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+EMBEDDING = "embedding"  # ReversibleEmbedding (its output bias is the tied output's)
+PROJECTION = "projection"  # Dense(embedding_dim) before the tied output
+OUTPUT = "output"  # Dense(vocabulary) when untied
+
+
+def recurrent_name(config, index):
+    """The name of recurrent layer ``index``: ``lstm_0``, ``gru_1``, ..."""
+    return f"{config.cell}_{index}"
+
+
+def recurrent_layers(model, config):
+    return [model.get_layer(recurrent_name(config, i)) for i in range(len(config.rnn_units))]
 
 
 @keras.saving.register_keras_serializable(package="keyboard_lm")
@@ -65,21 +80,16 @@ class ReversibleEmbedding(keras.layers.Embedding):
         return {**super().get_config(), "output_bias": self.output_bias}
 
 
-def rnn_layer(config, units, index, unroll=False):
-    """A recurrent layer whose arguments stay inside the cuDNN-eligible set (unless ``unroll``)."""
-    kwargs = dict(return_sequences=True, return_state=True, name=f"{config.cell}_{index}", unroll=unroll)
-    if config.cell == "lstm":
-        kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                      recurrent_dropout=0.0)
-    elif config.cell == "gru":
-        kwargs.update(activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                      recurrent_dropout=0.0, reset_after=True)
-    return RNN_LAYERS[config.cell](units, **kwargs)
+def load_cell_kind(config):
+    """The cell kind's module (importing it registers any custom Keras class it defines, which
+    loading a saved model needs)."""
+    return cell_kind(config.cell).implementation()
 
 
-def state_names(config):
-    kinds = ("h", "c") if config.cell == "lstm" else ("h",)
-    return [f"{kind}{i}" for i in range(len(config.rnn_units)) for kind in kinds]
+def register_custom_layers():
+    """Imports every cell kind's module, so Keras (safe_mode) knows their custom classes."""
+    for kind in KINDS:
+        kind.implementation()
 
 
 def build_model(config: ModelConfig, sequence_length=None, batch_size=None, unroll=False):
@@ -89,10 +99,10 @@ def build_model(config: ModelConfig, sequence_length=None, batch_size=None, unro
     code: faster on a CPU, but it leaves the cuDNN path, so it is never used with a GPU.
     """
     ids = keras.Input((sequence_length,), batch_size=batch_size, dtype="int32", name="ids")
-    states = [keras.Input((size,), batch_size=batch_size, name=name)
-              for size, name in zip(config.state_sizes(), state_names(config))]
+    states = [keras.Input((size,), batch_size=batch_size, name=name) for name, size in config.state_layout()]
     embedding = ReversibleEmbedding(config.vocabulary_size, config.embedding_dim, mask_zero=True,
-                                    output_bias=config.tie_weights, name="embedding")
+                                    output_bias=config.tie_weights, name=EMBEDDING)
+    kind = load_cell_kind(config)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(ids))
     # Passed explicitly: Keras 3 drops the propagated mask of an RNN called with initial_state.
     mask = ops.not_equal(ids, 0)
@@ -100,14 +110,15 @@ def build_model(config: ModelConfig, sequence_length=None, batch_size=None, unro
     per_layer = len(states) // len(config.rnn_units)
     for i, units in enumerate(config.rnn_units):
         layer_state = states[i * per_layer:(i + 1) * per_layer]
-        x, *new_state = rnn_layer(config, units, i, unroll)(x, initial_state=layer_state, mask=mask)
+        layer = kind.build_layer(units, config.cell_options, recurrent_name(config, i), unroll)
+        x, *new_state = layer(x, initial_state=layer_state, mask=mask)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
         next_states.extend(new_state)
     if config.tie_weights:
-        x = keras.layers.Dense(config.embedding_dim, name="projection")(x)
+        x = keras.layers.Dense(config.embedding_dim, name=PROJECTION)(x)
         logits = embedding(x, reverse=True)
     else:
-        x = keras.layers.Dense(config.vocabulary_size, name="output")(x)
+        x = keras.layers.Dense(config.vocabulary_size, name=OUTPUT)(x)
         logits = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model([ids, *states], [logits, *next_states], name="next_word_model")
 

@@ -94,7 +94,9 @@ def load_run_model(run_dir):
     """The best model of a run, loaded with Keras safe_mode (no arbitrary code)."""
     import keras
 
-    import keyboard_lm.training.model  # noqa: F401  (registers the custom layer)
+    from keyboard_lm.training.model import register_custom_layers
+
+    register_custom_layers()
 
     paths = RunPaths(Path(run_dir))
     if not paths.best_model.is_file():

@@ -22,10 +22,10 @@ FINISHED = ("complete", "early_stopped", "time_budget")
 def _new_configs(preset_name, model_overrides, train_overrides):
     """The model and train configs of a new run: the preset, then the overrides, every field
     checked (before any data is loaded)."""
-    from keyboard_lm.training.config import model_config_from_dict, preset, to_dict, train_config_from_dict
+    from keyboard_lm.training.config import model_config_with, preset, to_dict, train_config_from_dict
 
     model_preset, train_preset = preset(preset_name)
-    model_config = model_config_from_dict({**to_dict(model_preset), **model_overrides}, "model")
+    model_config = model_config_with(model_preset, model_overrides, "model")
     train_dict = to_dict(train_preset)
     pipeline = train_overrides.pop("pipeline", {})
     if not isinstance(pipeline, dict):
