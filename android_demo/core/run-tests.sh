@@ -2,6 +2,8 @@
 # Compiles core/ (Java 8 level, like Android's) and its tests with javac, runs them with the
 # JUnit 5 console launcher. No Gradle, no Android SDK. The Python side hands over fixtures:
 #   KBLM_TRACES=traces.json KBLM_BUNDLE=bundle_dir android_demo/core/run-tests.sh [junit options]
+#   (KBLM_CIFG_TRACES / KBLM_CIFG_BUNDLE: traces of a bundle with another cell kind, whose state
+#   tensors differ in size: the engine treats state as named arrays)
 # (tests/android/test_java_core.py writes both from a freshly exported toy bundle).
 # Debian: apt-get install default-jdk-headless junit5 libandroid-json-java
 set -eu
@@ -28,5 +30,6 @@ for arg in "$@"; do case $arg in --select*) scan="" ;; esac; done
 java -Xss4m \
   -Dkblm.tokenizerFixture="${KBLM_TOKENIZER_FIXTURE:-$core/fixtures/tokenizer.json}" \
   -Dkblm.traces="${KBLM_TRACES:-}" -Dkblm.bundle="${KBLM_BUNDLE:-}" \
+  -Dkblm.cifg.traces="${KBLM_CIFG_TRACES:-}" -Dkblm.cifg.bundle="${KBLM_CIFG_BUNDLE:-}" \
   -jar "$junit" --disable-banner --details=tree --fail-if-no-tests \
   --class-path "$json:$build/main:$build/test" $scan "$@"

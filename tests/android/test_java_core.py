@@ -152,10 +152,41 @@ def traces(toy_bundle, tmp_path_factory):
     return out
 
 
-def test_java_core(traces):
+# Replayed from a bundle of another cell kind (CIFG + projection: h and c differ in size)
+CIFG_TRACES = {name: TRACES[name] for name in list(TRACES)[:2]}
+
+
+@pytest.fixture(scope="module")
+def cifg_traces(toy_run, tmp_path_factory):
+    """A CIFG model trained on the toy run's text, exported in dynamic_int8, and golden traces
+    of the Python engine on it (one with a personal cache)."""
+    from export.exporter import export_run
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.personal_cache import PersonalCache
+    from keyboard_lm.phone.traces import record, write_traces
+    from keyboard_lm.training.train import train
+
+    out = tmp_path_factory.mktemp("android-cifg")
+    train(out / "run", str(toy_run.parent / "messages.txt"), "tiny",
+          {"cell": "cifg", "embedding_dim": 16, "rnn_units": [40], "cell_options": {"projection": 12}},
+          {"epochs": 2, "learning_rate": 1e-2, "pipeline": {"batch_size": 16, "sequence_length": 10}},
+          progress=False)
+    export_run(out / "run", "dynamic_int8", out / "bundle", sample_messages=50)
+    bundle = load_bundle(out / "bundle")
+    assert [size for _, size in bundle.state_layout] == [12, 40]
+    recorded = [record(KeyboardEngine(bundle), script, name) for name, script in CIFG_TRACES.items()]
+    cache = PersonalCache(len(bundle.vocab), 0.3)
+    recorded.append(record(KeyboardEngine(bundle, cache=cache), "we met at the park . we met at the p\t1", "cifg-cache"))
+    write_traces(out / "traces.json", recorded, bundle.manifest)
+    return out
+
+
+def test_java_core(traces, cifg_traces):
     """compile core/ + tests with javac, run JUnit 5: tokenizer parity, loader, engine replay."""
     _tools()
-    env = dict(os.environ, KBLM_TRACES=str(traces / "traces.json"), KBLM_BUNDLE=str(traces / "bundle"))
+    env = dict(os.environ, KBLM_TRACES=str(traces / "traces.json"), KBLM_BUNDLE=str(traces / "bundle"),
+               KBLM_CIFG_TRACES=str(cifg_traces / "traces.json"), KBLM_CIFG_BUNDLE=str(cifg_traces / "bundle"))
     result = subprocess.run([str(CORE / "run-tests.sh"), "--details=summary", "--disable-ansi-colors"],
                             env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr

@@ -145,3 +145,28 @@ def test_every_cell_computes_in_half_precision_with_float32_logits(cell, policy)
     assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
     assert model.get_layer(recurrent_name(config, 0)).compute_dtype != "float32"
     assert all(v.dtype == "float32" for v in model.weights)
+
+
+def test_cifg_couples_its_gates_and_projects():
+    """The CIFG kind against its equations in numpy: three gate blocks [f|g|o], the input gate
+    1 - f, h = (o * tanh(c)) P; 3u(d + p + 1) + u p weights per layer."""
+    from keyboard_lm.training.cells.cifg import CIFGCell
+
+    units, projection, width = 10, 4, 6
+    config = ModelConfig(vocabulary_size=VOCABULARY, embedding_dim=width, rnn_units=(units,), cell="cifg",
+                         dropout=0.0, cell_options={"projection": projection})
+    assert config.state_layout() == [("h0", projection), ("c0", units)]
+    model = trained_like(config)
+    layer = recurrent_layers(model, config)[0]
+    assert isinstance(layer.cell, CIFGCell)
+    assert layer.count_params() == 3 * units * (width + projection + 1) + units * projection
+    w = {k: np.asarray(v) for k, v in zip(("kernel", "recurrent", "bias", "projection"), layer.cell.weights)}
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    x = model.get_layer("embedding").embeddings.numpy()[TOKENS]
+    h, c = np.zeros(projection), np.zeros(units)
+    for row in x:
+        f, g, o = np.split(row @ w["kernel"] + h @ w["recurrent"] + w["bias"], 3)
+        c = sigmoid(f) * c + (1 - sigmoid(f)) * np.tanh(g)
+        h = (sigmoid(o) * np.tanh(c)) @ w["projection"]
+    _, (final_h, final_c) = keras_log_probs(model, config, TOKENS)
+    assert np.abs(final_h[0] - h).max() <= 1e-5 and np.abs(final_c[0] - c).max() <= 1e-5

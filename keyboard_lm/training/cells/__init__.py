@@ -79,6 +79,10 @@ def _units(units, options):
     return units
 
 
+def _projected(units, options):
+    return options["projection"] or units
+
+
 KINDS = (
     CellKind("lstm", "keyboard_lm.training.cells.lstm", (("h", _units), ("c", _units)),
              "LSTM (Keras's, cuDNN-eligible): gates [i|f|c|o]"),
@@ -86,6 +90,11 @@ KINDS = (
              "GRU (Keras's, reset_after, cuDNN-eligible): gates [z|r|h]"),
     CellKind("simple_rnn", "keyboard_lm.training.cells.simple_rnn", (("h", _units),),
              "Elman RNN: h = tanh(x W + h R + b)"),
+    CellKind("cifg", "keyboard_lm.training.cells.cifg", (("h", _projected), ("c", _units)),
+             "CIFG LSTM with a projection (Gboard's cell): input gate = 1 - forget gate, "
+             "h projected to a smaller size",
+             (("projection", Option(96, "size of the projected output h (null: no projection)",
+                                    optional=True)),)),
 )
 CELL_KINDS = {kind.name: kind for kind in KINDS}
 CELLS = tuple(CELL_KINDS)

@@ -1,6 +1,7 @@
 package keyboardlm.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -97,6 +98,29 @@ class EngineReplayTest {
                 JSONObject trace = traces.getJSONObject(i);
                 tests.add(DynamicTest.dynamicTest(trace.getString("name") + context, () -> replay(bundle, trace)));
             }
+        }
+        return tests;
+    }
+
+    /**
+     * Traces of a bundle whose cell is Gboard's CIFG with a projection (keyboard_lm.training.cells):
+     * its state tensors h and c differ in size. The engine treats the state as the manifest's
+     * named arrays, so the same replay passes unchanged.
+     */
+    @TestFactory
+    List<DynamicTest> anotherCellKindReplays() throws Exception {
+        Bundle cifg = Bundle.load(BundleFiles.directory(Fixtures.path("kblm.cifg.bundle")));
+        JSONObject recorded = Fixtures.json(Fixtures.path("kblm.cifg.traces"));
+        assertEquals(cifg.manifest.getJSONObject("files").getJSONObject("model.tflite").getString("sha256"),
+                recorded.getJSONObject("bundle").getString("model_sha256"), "traces of another model");
+        assertEquals("cifg", cifg.manifest.getJSONObject("model").getString("cell"));
+        assertNotEquals(cifg.stateSizes[0], cifg.stateSizes[1], "h (projected) and c differ in size");
+        JSONArray traces = recorded.getJSONArray("traces");
+        assertTrue(traces.length() > 0, "no traces in " + Fixtures.path("kblm.cifg.traces"));
+        List<DynamicTest> tests = new ArrayList<>();
+        for (int i = 0; i < traces.length(); i++) {
+            JSONObject trace = traces.getJSONObject(i);
+            tests.add(DynamicTest.dynamicTest("cifg " + trace.getString("name"), () -> replay(cifg, trace)));
         }
         return tests;
     }
