@@ -9,23 +9,26 @@ import zipfile
 from pathlib import Path
 
 from data_pipeline.textio import atomic_directory, atomic_write_bytes
-from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, manifest_strip_size, sha256
+from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, OPTIONAL_FILES, manifest_strip_size, sha256
 
 
-def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False):
+def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False, lexicon=None):
     """Writes the bundle directory atomically (and ``out.zip`` if asked); returns the manifest.
 
     A manifest the loader would refuse for its engine options (engine.strip_size, docs/engine.md
-    §3) is refused here, before anything is written."""
+    §3) is refused here, before anything is written. ``lexicon``: the lexicon file's bytes
+    (``export.lexicon``), with the manifest's ``lexicon`` block; None: a bundle without one."""
     out = Path(out)
     manifest_strip_size(manifest, f"{out / 'manifest.json'}")
     with atomic_directory(out) as tmp:
         (tmp / "model.tflite").write_bytes(tflite_bytes)
         for name in ("vocab.txt", "vocab.json"):
             shutil.copyfile(Path(vocab_dir) / name, tmp / name)
+        if lexicon is not None:
+            (tmp / OPTIONAL_FILES[0]).write_bytes(lexicon)
         manifest = {**manifest, "format_version": FORMAT_VERSION,
                     "files": {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                              for name in FILES}}
+                              for name in (*FILES, *OPTIONAL_FILES) if (tmp / name).exists()}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if make_zip:
         write_zip(out, zip_path(out))
@@ -43,6 +46,7 @@ def write_zip(directory, zip_path):
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in (*FILES, "manifest.json"):
-            archive.write(Path(directory) / name, name)
+        for name in (*FILES, *OPTIONAL_FILES, "manifest.json"):
+            if (Path(directory) / name).exists():
+                archive.write(Path(directory) / name, name)
     atomic_write_bytes(zip_path, buffer.getvalue())

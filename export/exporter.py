@@ -69,13 +69,17 @@ class QuantizationLoss(KblmError):
 
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
-               cache_dir=None, strip_size=DEFAULT_STRIP_SIZE):
+               cache_dir=None, strip_size=DEFAULT_STRIP_SIZE, lexicon="train", lexicon_size=None):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest.
-    ``strip_size``: words on the phone's suggestion strip, recorded in the manifest."""
+    ``strip_size``: words on the phone's suggestion strip, recorded in the manifest.
+    ``lexicon``: train | none | wordfreq:LANG, ``lexicon_size``: at most that many words
+    (export.lexicon; no lexicon file when no word is left)."""
+    from export.lexicon import build_lexicon, lexicon_file, parse_source
     from data_pipeline.corpora import load_corpus
     from keyboard_lm.training.run import load_run
 
     tflite.check_mode(mode)
+    parse_source(lexicon)  # a bad --lexicon is refused before anything is converted
     run = load_run(run_dir)
     model_config, train_config, raw = run.model_config, run.train_config, run.raw
     vocab, model = run.vocab, run.model
@@ -107,6 +111,10 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
             raise QuantizationLoss(message + "; choose another mode, raise --tolerance, or pass --force")
         warnings.warn(message + " (exported anyway: --force)", stacklevel=2)
 
+    kind, _ = parse_source(lexicon)
+    sources = [] if kind == "none" else ["train"] + ([lexicon] if kind == "wordfreq" else [])
+    lexicon_bytes, lexicon_block = lexicon_file(build_lexicon(corpus.splits["train"], vocab, lexicon, lexicon_size),
+                                                sources)
     paths = run.paths
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -115,6 +123,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
         # empty state) or "carry" (stream mode: the state runs on across sentences).
         "sentence_context": "carry" if train_config.pipeline.mode == "stream" else "reset",
         "engine": {"strip_size": strip_size},  # the phone engine's options (docs/engine.md §3)
+        **({"lexicon": lexicon_block} if lexicon_block else {}),  # docs/engine.md §16
         "tokenizer": vocab.metadata["tokenizer"],
         "special_ids": vocab.metadata["special_ids"],
         "model": raw["model"],
@@ -137,4 +146,4 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
                 "config_sha256": hashlib.sha256(paths.config.read_bytes()).hexdigest(),
                 "best": json.loads(paths.best_record.read_text()) if paths.best_record.exists() else None},
     }
-    return write_bundle(out, model_bytes, paths.vocab, manifest, make_zip)
+    return write_bundle(out, model_bytes, paths.vocab, manifest, make_zip, lexicon_bytes)

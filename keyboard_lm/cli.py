@@ -279,12 +279,16 @@ def cmd_export(args):
     if args.zip:
         _check_output(zip_path(args.out), "bundle_zip", args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
-                          args.sample_messages, args.cache_dir, strip_size=args.strip_size)
+                          args.sample_messages, args.cache_dir, strip_size=args.strip_size,
+                          lexicon=args.lexicon, lexicon_size=args.lexicon_size)
     metrics = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['files']['model.tflite']['bytes']:,} bytes, {args.quantize}); "
           f"held-out top-3 {metrics['keras_float32']['top3']:.2%} (Keras float) -> "
           f"{metrics['tflite']['top3']:.2%} (TFLite), perplexity "
           f"{metrics['keras_float32']['perplexity']:.1f} -> {metrics['tflite']['perplexity']:.1f}")
+    lexicon = manifest.get("lexicon")
+    print(f"lexicon: {lexicon['words']:,} words ({manifest['files']['lexicon.tsv.gz']['bytes']:,} bytes; "
+          f"{' + '.join(lexicon['sources'])})" if lexicon else "lexicon: none")
     if args.zip:
         print(f"wrote {zip_path(args.out)}")
 
@@ -383,6 +387,13 @@ def _add_export_parsers(commands):
     p.add_argument("--strip-size", type=_number(int, 1, MAX_STRIP_SIZE), default=DEFAULT_STRIP_SIZE,
                    help=f"words on the phone's suggestion strip, recorded in the manifest (default "
                         f"{DEFAULT_STRIP_SIZE}, at most {MAX_STRIP_SIZE}; docs/engine.md)")
+    p.add_argument("--lexicon", default="train",
+                   help="words outside the vocabulary the strip can offer (docs/engine.md §16): train (the run's "
+                        "training text, default), wordfreq:LANG (plus the wordfreq package's list, e.g. "
+                        "wordfreq:en) or none")
+    p.add_argument("--lexicon-size", type=POSITIVE_INT, default=None,
+                   help="keep the N most frequent lexicon words (default: all of the training text's, "
+                        "100,000 from wordfreq)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)
@@ -392,7 +403,7 @@ def _add_export_parsers(commands):
     p.set_defaults(func=cmd_inspect)
 
 
-def _engine(args, threads=1):
+def _engine(args, threads=1, learn_words=True):
     """The engine for a bundle, with the strip options of ``_add_engine_options``."""
     from data_pipeline.corpora import read_messages
     from keyboard_lm.phone.bundle import load_bundle
@@ -406,7 +417,12 @@ def _engine(args, threads=1):
         raise KblmError("--cache-prime needs a cache: give --cache-weight W or --cache FILE")
     prime = (message for path in primes for message in read_messages(path)) if primes else None
     return open_engine(bundle, getattr(args, "cache_weight", None), getattr(args, "cache", None), prime,
-                       num_threads=threads, no_repeat=not getattr(args, "repeat", False))
+                       num_threads=threads, no_repeat=not getattr(args, "repeat", False),
+                       learn_words=learn_words, warn=_warn)
+
+
+def _warn(message):
+    print(f"kblm: warning: {' '.join(message.split())}", file=sys.stderr)
 
 
 def _add_engine_options(p, prime=False):
@@ -465,6 +481,10 @@ def cmd_simulate(args):
     reports = [simulate(p, messages) for p in predictors]
     if args.cache_save:
         engine.cache.save(args.cache_save)
+        if engine.user_words is not None:
+            from keyboard_lm.phone.user_words import words_path
+
+            engine.user_words.save(words_path(args.cache_save))
     for report in reports:
         print(format_report(report))
     if args.json:
@@ -477,13 +497,53 @@ def cmd_trace(args):
     from keyboard_lm.phone.traces import record, write_traces
 
     _check_output(args.out, "json", args)
-    engine = _engine(args)
+    engine = _engine(args, learn_words=False)  # the Java core replays traces without user words (yet)
     scripts = _read_lines(args.keys, None)
     prime = (args.opening, args.opening_learned) if args.opening else None
     traces = [record(engine, script.encode().decode("unicode_escape") if args.escapes else script, f"trace{i}",
                      prime) for i, script in enumerate(scripts)]
     write_traces(args.out, traces, engine.manifest)
     print(f"wrote {args.out}: {len(traces)} traces, {sum(len(t['keystrokes']) for t in traces)} keystrokes")
+
+
+def cmd_words(args):
+    from keyboard_lm.phone.user_words import UserWords, load_or_start, words_path
+
+    path = words_path(args.cache)
+    if args.words_command == "list":
+        words = UserWords.load(path) if path.exists() else UserWords()
+        learned = words.words()
+        print(f"{path}: {len(learned)} learned word{'s' * (len(learned) != 1)}"
+              + (f", {len(words.blocked)} blocked" if words.blocked else ""))
+        for form, count in learned:
+            print(f"  {form}  ({count} commits)")
+        for key in sorted(words.blocked):
+            print(f"  {key}  (blocked)")
+        return
+    words = load_or_start(path, warn=_warn)
+    if args.words_command == "add":
+        words.add(args.word)
+        words.save(path)
+        print(f"added {args.word!r} to {path}")
+    else:
+        was = words.remove(args.word)
+        words.save(path)
+        print(f"removed {args.word!r} from {path}" if was else f"{args.word!r} was not learned")
+        print(f"blocked {args.word!r}: it is not learned again until added back (kblm words add)")
+
+
+def _add_words_parser(commands):
+    p = commands.add_parser("words", help="the words the keyboard learned from the user: list, add, remove")
+    words = p.add_subparsers(dest="words_command", required=True)
+    for name, text in (("list", "list the learned and blocked words"),
+                       ("add", "add a word (learned at once; unblocks it)"),
+                       ("remove", "forget a word and block it until it is added back")):
+        q = words.add_parser(name, help=text)
+        if name != "list":
+            q.add_argument("word", help="the word")
+        q.add_argument("--cache", type=Path, required=True,
+                       help="the personal cache the words are saved beside (CACHE.words.json)")
+        q.set_defaults(func=cmd_words)
 
 
 def _add_harness_parsers(commands):
@@ -615,6 +675,7 @@ def build_parser():
     _add_personalize_parser(commands)
     _add_export_parsers(commands)
     _add_harness_parsers(commands)
+    _add_words_parser(commands)
     return parser
 
 

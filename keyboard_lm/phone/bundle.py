@@ -11,6 +11,7 @@ Writing a bundle is ``export.bundle``'s job; the format (FORMAT_VERSION, FILES) 
       manifest.json   format version, signature and state layout, quantization, the
                       engine's options (strip size), metrics, sha256 of every file, the run
                       it came from
+      lexicon.tsv.gz  optional: words outside the vocabulary with counts (keyboard_lm.phone.lexicon)
 """
 import dataclasses
 import hashlib
@@ -26,6 +27,7 @@ from data_pipeline.vocab import Vocabulary
 
 FORMAT_VERSION = 1
 FILES = ("model.tflite", "vocab.txt", "vocab.json")
+OPTIONAL_FILES = ("lexicon.tsv.gz",)  # present when the manifest has a lexicon block (docs/engine.md §16)
 DEFAULT_STRIP_SIZE = 3  # words on the strip when the manifest does not say (bundles before the field)
 MAX_STRIP_SIZE = 10  # docs/engine.md §3: the manifest's engine.strip_size lies in [1, MAX_STRIP_SIZE]
 
@@ -35,7 +37,7 @@ def sha256(path):
 
 
 MAX_ENTRY_BYTES = 1 << 30  # 1 GiB: far above any phone model, far below a zip bomb
-BUNDLE_NAMES = (*FILES, "manifest.json")
+BUNDLE_NAMES = (*FILES, *OPTIONAL_FILES, "manifest.json")
 CHUNK = 1 << 20
 
 
@@ -135,6 +137,7 @@ class Bundle:
         self.vocab = vocab
         self.names = names or Names(self.directory)
         self._spare = None  # the runner made while verifying, handed out by the first runner()
+        self.lexicon = None  # the verified lexicon (keyboard_lm.phone.lexicon.Lexicon), if the bundle has one
         if temporary:  # a zip's extraction: removed with the Bundle object
             weakref.finalize(self, shutil.rmtree, self.directory, True)
 
@@ -260,9 +263,23 @@ def check_manifest(manifest, where):
 
     files = fields.need(manifest, "files", "files", lambda v: isinstance(v, dict), "an object of file entries")
     for name in files:
-        if name not in FILES:
-            raise fields.error(f"files.{name}", f"names a file a bundle does not hold (it holds {list(FILES)})")
-    for name in FILES:
+        if name not in FILES + OPTIONAL_FILES:
+            raise fields.error(f"files.{name}", f"names a file a bundle does not hold (it holds {list(FILES)} "
+                                                f"and optionally {list(OPTIONAL_FILES)})")
+    lexicon = manifest.get("lexicon", _MISSING)
+    if lexicon is not _MISSING:
+        from keyboard_lm.phone.lexicon import FILE, FORMAT_VERSION as LEXICON_FORMAT
+
+        if not isinstance(lexicon, dict):
+            raise fields.error("lexicon", f"must be an object with format_version and words, not {_show(lexicon)}")
+        fields.need(lexicon, "format_version", "lexicon.format_version", lambda v: _is_int(v) and v == LEXICON_FORMAT,
+                    f"{LEXICON_FORMAT} (the lexicon format this keyboard-lm reads)")
+        fields.need(lexicon, "words", "lexicon.words", lambda v: _is_int(v) and v > 0, "a positive word count")
+        if FILE not in files:
+            raise fields.error(f"files.{FILE}", "is missing, but the manifest has a lexicon block")
+    elif OPTIONAL_FILES[0] in files:
+        raise fields.error("lexicon", f"is missing, but files lists {OPTIONAL_FILES[0]}")
+    for name in [*FILES, *(name for name in OPTIONAL_FILES if name in files)]:
         entry = fields.need(files, name, f"files.{name}", lambda v: isinstance(v, dict), "an object with sha256 and bytes")
         fields.need(entry, "sha256", f"files.{name}.sha256",
                     lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
@@ -326,7 +343,7 @@ def _verified(path, temporary, names):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise KblmError(f"{where}: not valid JSON ({e})") from None
     check_manifest(manifest, where)
-    for name in FILES:
+    for name in [*FILES, *(name for name in OPTIONAL_FILES if name in manifest["files"])]:
         file = path / name
         if not file.is_file():
             raise KblmError(f"{names(name)}: missing from the bundle")
@@ -349,6 +366,10 @@ def _verified(path, temporary, names):
         raise KblmError(f"{names('vocab.txt')}: {len(vocab):,} tokens, but manifest.json field "
                         f"signature.vocabulary_size is {size:,}")
     bundle = Bundle(path, manifest, vocab, temporary, names)
+    if "lexicon" in manifest:
+        from keyboard_lm.phone.lexicon import FILE, Lexicon
+
+        bundle.lexicon = Lexicon.parse((path / FILE).read_bytes(), vocab, manifest["lexicon"]["words"], names(FILE))
     # Loads the model once: it must run in LiteRT with the signature the manifest describes.
     bundle._spare = StepRunner(bundle.model_path, bundle.state_layout, 1, vocabulary_size=size,
                                name=names("model.tflite"), against=f"{where} field signature")

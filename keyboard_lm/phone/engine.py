@@ -6,16 +6,22 @@ benchmarks all do before the first keystroke, written once. TensorFlow-free.
 from keyboard_lm.phone.bundle import Bundle, load_bundle
 from keyboard_lm.phone.keyboard import KeyboardEngine
 from keyboard_lm.phone.personal_cache import PersonalCache
+from keyboard_lm.phone.user_words import UserWords, load_or_start, words_path
 
 
-def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_threads=1, no_repeat=True):
+def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_threads=1, no_repeat=True,
+                learn_words=False, warn=None):
     """A KeyboardEngine on ``bundle`` (a path, loaded and verified here, or a loaded Bundle),
     its strip as long as the bundle's manifest says (docs/engine.md §3).
 
     A personal cache if asked: ``cache_file`` a saved one to start from (``cache_weight``
     None: its own weight), else ``cache_weight`` a fresh one. ``prime``: messages the cache
     learns first, each as if typed in its own field (read lazily, after the bundle loaded);
-    the engine then opens on an empty field."""
+    the engine then opens on an empty field.
+
+    ``learn_words``: with a cache, the user's words are learned too (docs/engine.md §17),
+    read from beside ``cache_file`` (``user_words.words_path``); a corrupt file is kept
+    aside and the engine starts with none, said once through ``warn``."""
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     cache = None
@@ -23,7 +29,10 @@ def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_thre
         cache = PersonalCache.load(cache_file, len(bundle.vocab), cache_weight)
     elif cache_weight:
         cache = PersonalCache(len(bundle.vocab), cache_weight)
-    engine = KeyboardEngine(bundle, num_threads=num_threads, cache=cache, no_repeat=no_repeat)
+    words = None
+    if learn_words and cache is not None:
+        words = load_or_start(words_path(cache_file), warn=warn) if cache_file else UserWords()
+    engine = KeyboardEngine(bundle, num_threads=num_threads, cache=cache, no_repeat=no_repeat, user_words=words)
     if prime is not None:
         for message in prime:  # learned as if typed (each message its own field)
             engine.reset(message + " ", learn=True)

@@ -56,6 +56,11 @@ def describe(path):
              f"engine: strip of {bundle.strip_size} words"
              + ("" if _at(m, "engine", "strip_size") is not None else " (default: the manifest sets no engine.strip_size)")
              + f", sentence context {m.get('sentence_context', 'reset')}"]
+    lexicon = m.get("lexicon")
+    lines.append(f"lexicon: {lexicon['words']:,} words outside the vocabulary (format {lexicon['format_version']}"
+                 + (f"; {' + '.join(map(str, lexicon['sources']))}" if isinstance(lexicon.get("sources"), list) else "")
+                 + f"), {m['files']['lexicon.tsv.gz']['bytes']:,} bytes, checked" if isinstance(lexicon, dict)
+                 else "lexicon: none (the strip offers vocabulary words only)")
     if isinstance(m.get("run"), dict):
         corpus = _at(m, "run", "corpus", "name")
         lines.append(f"from run {_at(m, 'run', 'path') or '?'}" + (f" (corpus {corpus})" if corpus else ""))

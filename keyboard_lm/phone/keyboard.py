@@ -17,19 +17,24 @@ The rules are written once, in docs/engine.md, which both ports cite by section:
   re-tokenizes only from the last whitespace checkpoint (the proof that this is exact is there);
 - §10 resets prime a field (the opening text is not learned), a cursor jump resets on the
   same text; §11 a private field is only followed; §12 the personal cache mixes into the
-  ranking and learns committed words, forgetting them on backspace.
+  ranking and learns committed words, forgetting them on backspace;
+- §16 the bundle's lexicon and the user's words share the model's <unk> probability, so
+  words outside the vocabulary are offered too; §17 the user's words are learned after N
+  commits (a bundle without a lexicon and an engine without user words behave as before).
 """
 import bisect
+import dataclasses
 import re
 import sys
 
 import numpy as np
 
 from data_pipeline import tokenization
-from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS
+from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS, UNK_ID
 
 STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window (docs/engine.md §8)
 CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (§9; KeyboardEngine.java's CONTEXT_CHARS too; the app's controller reads by it)
+USER_SHARE = 0.5  # the share of the <unk> mass the user's words take when there is a lexicon too (§16)
 _SPACES = re.compile(tokenization.whitespace_class(lambda cp: f"\\U{cp:08X}") + "+")
 
 
@@ -64,11 +69,14 @@ class KeyboardEngine:
     ``strip_size``: words on the strip; None (the default) takes the bundle's (its manifest's
     engine.strip_size, 3 if absent: docs/engine.md §3)."""
 
-    def __init__(self, bundle, strip_size=None, num_threads=1, cache=None, no_repeat=True):
+    def __init__(self, bundle, strip_size=None, num_threads=1, cache=None, no_repeat=True, user_words=None):
         self.vocab = bundle.vocab
         self.cache, self.no_repeat = cache, no_repeat
+        self.lexicon = getattr(bundle, "lexicon", None)  # words outside the vocabulary (§16)
+        self.user_words = user_words  # words the user teaches it (§17)
         self.manifest = bundle.manifest
         self.options = self.vocab.tokenizer_options
+        self._cased = dataclasses.replace(self.options, lowercase=False)  # a committed word's typed case (§17)
         self.runner = bundle.runner(num_threads)
         self.strip_size = bundle.strip_size if strip_size is None else strip_size
         # A model trained on single sentences (message mode) starts each from an empty state (§2).
@@ -96,6 +104,7 @@ class KeyboardEngine:
         self._primed = 0 if learn else sys.maxsize
         self._primed_end = 0 if learn else sys.maxsize  # where the opening text ends (for a re-prime)
         self._fed, self._stack, self._learned = [], [], []
+        self._words, self._taught, self._tail_words = [], [], []  # per fed id: its word if <unk>; user words taught
         self.text, self.prefix = "", ""
         self._base, self._marks = 0, [(0, 1)]  # checkpoints (position, ids before it), ascending
         self.log_probs = self._scores = None
@@ -117,6 +126,7 @@ class KeyboardEngine:
             return
         typed_on = text.startswith(self.text) and len(text) > len(self.text)
         kept, tail = self._retokenize(text)  # the wanted ids are self._fed[:kept] + tail
+        tail_words = self._tail_words  # the word of each <unk> in tail (with user words, §17)
         self.text = text
         word_start = self._prefix_start()
         if typed_on and word_start == self._word_start:  # no-repeat (§6)
@@ -128,14 +138,19 @@ class KeyboardEngine:
         for have, want in zip(self._fed[kept:], tail):
             if have != want:
                 break
+            if have == UNK_ID and self.user_words is not None and \
+                    self._words[common] != tail_words[common - kept]:  # another unknown word (§17)
+                break
             common += 1
         if common < len(self._fed):
             if common and self._stack[common - 1] is None:  # deeper than the stack: re-prime (§9)
                 kept, tail = self._window(text)
+                tail_words = self._tail_words
                 common = 0
             self._rewind(common)
-        for token_id in tail[len(self._fed) - kept:]:
-            self._feed(token_id)
+        start = len(self._fed) - kept
+        for token_id, word in zip(tail[start:], tail_words[start:]):
+            self._feed(token_id, word)
 
     def type(self, characters):
         self.set_text(self.text + characters)
@@ -162,7 +177,7 @@ class KeyboardEngine:
         if last == 0 or self._marks[last - 1][0] < len(text) - CONTEXT_CHARS:
             return self._window(text)  # an edit before the window, or too much new text
         del self._marks[last:]
-        return self._marks[-1][1], self._extend(*chunks(text, self._marks[-1][0], self.options))
+        return self._marks[-1][1], self._extend(*chunks(text, self._marks[-1][0], self.options), text)
 
     def _window(self, text):
         """Starts the fed ids afresh at the window's base (§9); returns (0, all the ids)."""
@@ -176,29 +191,47 @@ class KeyboardEngine:
                 base, pieces = end, pieces[i + 1:]
                 break
         moved, self._base, self._marks = base != self._base, base, [(base, 1)]
-        ids = [BOS_ID] + self._extend(pieces, rest)
+        ids = [BOS_ID] + self._extend(pieces, rest, text)
+        self._tail_words = [None] + self._tail_words
         if moved and 0 < self._primed_end < sys.maxsize:  # the opening text's ids, in the new window (§10)
             self._primed = self._marks[bisect.bisect_right(self._marks, (self._primed_end, sys.maxsize)) - 1][1] \
                 if self._primed_end >= base else 0
         return 0, ids
 
-    def _extend(self, pieces, rest):
-        """Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix (§2)."""
-        ids, before = [], self._marks[-1][1]
+    def _extend(self, pieces, rest, text):
+        """Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix (§2).
+        Sets ``_tail_words``: per id, the word as typed if it is <unk> (with user words, §17), else None."""
+        ids, words, before = [], [], self._marks[-1][1]
+        begin = self._marks[-1][0]
         for end, tokens in pieces:
-            self._ids(tokens, ids)
+            self._ids(tokens, ids, words, text, begin, end)
             self._marks.append((end, before + len(ids)))
+            begin = end
         self.prefix = rest.pop() if rest and tokenization.is_word(rest[-1]) else ""
-        self._ids(rest, ids)
+        self._ids(rest, ids, words, text, begin, None)
+        self._tail_words = words
         return ids
 
-    def _ids(self, tokens, ids):
+    def _ids(self, tokens, ids, words, text, begin, end):
+        start = len(ids)
         for token in tokens:
             ids.append(self.vocab.id(token))
+            words.append(None)
             if token in tokenization.SENTENCE_ENDS:  # a sentence end (§2)
                 ids += [EOS_ID, BOS_ID]
+                words += [None, None]
+        if self.user_words is not None and UNK_ID in ids[start:]:  # the words as typed, in their case
+            cased = tokenization.tokenize(text[begin:end], self._cased)[:len(tokens)]
+            if len(cased) < len(tokens):
+                cased = tokens
+            position = start
+            for token, typed in zip(tokens, cased):
+                if ids[position] == UNK_ID:
+                    words[position] = typed if tokenization.lowercase(typed) == tokenization.lowercase(token) \
+                        else token
+                position += 3 if token in tokenization.SENTENCE_ENDS else 1
 
-    def _feed(self, token_id):
+    def _feed(self, token_id, word=None):
         self._stack.append(self.runner.state_inputs())  # the state before this id
         if len(self._stack) > STACK_LIMIT:
             self._stack[len(self._stack) - STACK_LIMIT - 1] = None  # forget the oldest
@@ -209,6 +242,12 @@ class KeyboardEngine:
         if learn:
             self.cache.add(self._fed[-1] if self._fed else BOS_ID, token_id)
         self._learned.append(learn)
+        taught = False  # an unknown word, outside the lexicon too, counts towards learning it (§17)
+        if word is not None and len(self._fed) >= self._primed and \
+                (self.lexicon is None or tokenization.lowercase(word) not in self.lexicon):
+            taught = self.user_words.commit(self.vocab.tokens[self._fed[-1]] if self._fed else "<bos>", word)
+        self._taught.append(taught)
+        self._words.append(word)
         self._fed.append(token_id)
         self.log_probs = self.runner.step(token_id)
         self._scores = None
@@ -219,15 +258,18 @@ class KeyboardEngine:
         for learned in self._learned[max(length - 1, 0):]:
             if learned:
                 self.cache.remove_last()
+        for taught in self._taught[max(length - 1, 0):]:
+            if taught:
+                self.user_words.undo()
         if length == 0:
             self.runner.reset()
-            self._fed, self._stack, self._learned = [], [], []
+            self._fed, self._stack, self._learned, self._words, self._taught = [], [], [], [], []
             return
         self.runner.states = self._stack[length - 1]
-        last = self._fed[length - 1]
-        for kept in (self._stack, self._fed, self._learned):
+        last, word = self._fed[length - 1], self._words[length - 1]
+        for kept in (self._stack, self._fed, self._learned, self._words, self._taught):
             del kept[length - 1:]
-        self._feed(last)
+        self._feed(last, word)
 
     # -- the strip ------------------------------------------------------------------------
 
@@ -246,27 +288,40 @@ class KeyboardEngine:
         """Up to ``strip_size`` distinct words: completions of the prefix (§4), else next words (§3)."""
         if self.private:
             return []
+        key = tokenization.lowercase(self.prefix) if self.prefix else None
         if self.prefix:
-            key = tokenization.lowercase(self.prefix)
             lo = bisect.bisect_left(self._keys, key)
             hi = bisect.bisect_left(self._keys, key + "\U0010ffff")
             candidates = self._key_ids[lo:hi]
         else:
             candidates = np.flatnonzero(self.suggestible)
-        if len(candidates) == 0:
+        room = self.strip_size * 4 + len(self._passed)  # room for case duplicates
+        extra_ids, extra_scores, extra_words = self._extra_candidates(key, room)
+        if len(candidates) == 0 and len(extra_ids) == 0:
             return []
         ranking = self.scores()
-        scores = ranking[candidates]
-        take = min(len(candidates), self.strip_size * 4 + len(self._passed))  # room for case duplicates
-        # Every candidate scoring at least the take-th best, ordered by (score desc, id asc):
-        # equal scores (the cache can make them) rank the same on every platform.
-        threshold = -np.partition(-scores, take - 1)[take - 1]
-        best = candidates[scores >= threshold]
-        best = best[np.lexsort((best, -ranking[best]))][:take]
+        if len(candidates):
+            scores = ranking[candidates]
+            take = min(len(candidates), room)
+            # Every candidate scoring at least the take-th best, ordered by (score desc, id asc):
+            # equal scores (the cache can make them) rank the same on every platform.
+            threshold = -np.partition(-scores, take - 1)[take - 1]
+            best = candidates[scores >= threshold]
+            best = best[np.lexsort((best, -ranking[best]))][:take]
+        else:
+            best = candidates
+        if len(extra_ids):  # words outside the vocabulary join the ranking (§16)
+            ids = np.concatenate([best, extra_ids])
+            order = np.lexsort((ids, -np.concatenate([ranking[best].astype(np.float64), extra_scores])))[:room]
+            best = ids[order]
         words, seen = [], set(self._passed)  # passed-over words are never re-offered
         typed = self._typed_prefix()  # once per strip, not per candidate
+        vocabulary_size = len(self.vocab)
         for token_id in best:
-            word = self._display(self.vocab.tokens[token_id], typed)
+            if token_id < vocabulary_size:
+                word = self._display(self.vocab.tokens[token_id], typed)
+            else:
+                word = self._display_extra(extra_words[token_id], typed)
             if word.lower() not in seen:
                 seen.add(word.lower())
                 words.append(word)
@@ -275,6 +330,56 @@ class KeyboardEngine:
         if self.no_repeat:
             self._shown = words
         return words
+
+    def _extra_candidates(self, key, room):
+        """(ids, scores, {id: word}) of the best ``room`` lexicon and user words completing
+        ``key`` (None: next words), by §16's rule; ids from len(vocab) on: the lexicon's in
+        count order, then the user's in key order. Empty without a lexicon or user words."""
+        lexicon, user = self.lexicon, self.user_words
+        users = len(user) if user is not None else 0
+        if lexicon is None and not users:
+            return np.zeros(0, np.int64), np.zeros(0), {}
+        unk = float(self.scores()[UNK_ID])
+        lexicon_share = 1.0 if not users else (1.0 - USER_SHARE if lexicon is not None and lexicon.total else 0.0)
+        first = len(self.vocab)
+        ids, scores, words = [], [], {}
+        if lexicon is not None and lexicon.total and lexicon_share:
+            if key is None:  # next words: the most frequent
+                chosen = lexicon.by_count[:room]
+            else:
+                lo, hi = lexicon.range(key)
+                ranks = lexicon.rank[lo:hi]
+                chosen = lo + (np.argpartition(ranks, room - 1)[:room] if hi - lo > room else np.arange(hi - lo))
+            ids.append(first + lexicon.rank[chosen])
+            with np.errstate(divide="ignore"):
+                scores.append(unk + np.log(lexicon_share * lexicon.counts[chosen] / lexicon.total))
+            words.update(zip((first + lexicon.rank[chosen]).tolist(), (lexicon.words[i] for i in chosen)))
+        if users:
+            lo, hi = user.range(key) if key is not None else (0, users)
+            if hi > lo:
+                share = 1.0 - lexicon_share
+                probabilities = user.probabilities(self.vocab.tokens[self._fed[-1]], lo, hi)
+                offset = first + (len(lexicon) if lexicon is not None else 0)
+                ids.append(offset + np.arange(lo, hi))
+                scores.append(unk + np.log(share * probabilities))
+                forms = user.index()[1]
+                words.update((offset + i, forms[i]) for i in range(lo, hi))
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0), {}
+        return np.concatenate(ids).astype(np.int64), np.concatenate(scores), words
+
+    def reachable(self, word):
+        """True if the strip could ever show ``word`` (one token: a suggestible vocabulary
+        word, a lexicon word or a learned user word), for ``kblm simulate``'s reachable words."""
+        tokens = tokenization.tokenize(word, self.options)
+        if len(tokens) != 1:
+            return False
+        token_id = self.vocab.id(tokens[0])
+        if token_id != UNK_ID:
+            return bool(self.suggestible[token_id])
+        key = tokenization.lowercase(tokens[0])
+        return (self.lexicon is not None and key in self.lexicon) or \
+            (self.user_words is not None and self.user_words.learned(key))
 
     def scores(self):
         """What the strip ranks by: the model's log-probs, mixed with the cache if there is one (§12)."""
@@ -289,6 +394,16 @@ class KeyboardEngine:
 
     def sentence_initial(self):
         return self._fed[-1:] == [BOS_ID]
+
+    def _display_extra(self, word, typed):
+        """A lexicon or user word's shown form (§16): a word written with capitals where the
+        prefix is typed keeps its own form; otherwise the typed prefix keeps its case, as §5."""
+        if typed:
+            if len(typed) > 1 and typed.isupper():
+                return word.upper()
+            head = word[:len(self.prefix)]
+            return typed + word[len(self.prefix):] if head == head.lower() else word
+        return word[:1].upper() + word[1:] if self.sentence_initial() else word
 
     def _display(self, token, typed):
         """Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5)."""

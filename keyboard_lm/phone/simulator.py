@@ -15,6 +15,8 @@ every figure):
     A suggestion matches the intended word ignoring case (the keyboard applies casing;
     engines that only suggest lowercase, like Presage, are not penalised for it).
     latency = time of each suggestions() call, one per keystroke (p50, p99)
+    reachable words = share of words the strip could ever show (a vocabulary, lexicon or
+            learned word; asked as each word starts), for predictors that can tell
 """
 import statistics
 import time
@@ -37,6 +39,9 @@ class EnginePredictor:
     def suggestions(self, text):
         self.engine.set_text(text)
         return self.engine.strip()
+
+    def reachable(self, word):
+        return self.engine.reachable(word)
 
 
 def word_spans(message):
@@ -62,6 +67,8 @@ def simulate_message(predictor, message, counts, latencies):
             strip = [w.lower() for w in strip]
             if i == start:
                 counts["words"] += 1
+                if hasattr(predictor, "reachable"):
+                    counts["reachable"] += predictor.reachable(message[start:end])
                 counts["top1"] += word in strip[:1]
                 counts["top3"] += word in strip[:3]
             if word in strip:
@@ -75,7 +82,7 @@ def simulate_message(predictor, message, counts, latencies):
 
 def simulate(predictor, messages, progress=True):
     """Runs every message (each in a fresh text field); returns the report dict."""
-    counts = {"keystrokes": 0, "characters": 0, "words": 0, "top1": 0, "top3": 0}
+    counts = {"keystrokes": 0, "characters": 0, "words": 0, "top1": 0, "top3": 0, "reachable": 0}
     latencies = []
     for message in tqdm(messages, desc=f"simulating {getattr(predictor, 'name', '')}", unit=" msg",
                         disable=not progress, mininterval=1):
@@ -87,13 +94,17 @@ def simulate(predictor, messages, progress=True):
         "keystrokes_without": counts["characters"], "keystrokes_with": counts["keystrokes"],
         "ksr": 1 - counts["keystrokes"] / max(counts["characters"], 1),
         "top1": counts["top1"] / max(counts["words"], 1), "top3": counts["top3"] / max(counts["words"], 1),
+        "reachable": counts["reachable"] / max(counts["words"], 1) if hasattr(predictor, "reachable") else None,
         "latency_ms": {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
                        "mean": float(statistics.fmean(ms))},
     }
 
 
 def format_report(report):
-    return (f"{report['predictor']}: KSR {report['ksr']:.1%} ({report['keystrokes_with']:,} of "
+    reachable = report.get("reachable")
+    return (f"{report['predictor']}: KSR {report['ksr']:.1%} "
+            + (f"(reachable words {reachable:.1%}) " if reachable is not None else "")
+            + f"({report['keystrokes_with']:,} of "
             f"{report['keystrokes_without']:,} keystrokes), top-1 {report['top1']:.1%}, top-3 "
             f"{report['top3']:.1%} over {report['words']:,} words in {report['messages']:,} messages; "
             f"per-keystroke latency p50 {report['latency_ms']['p50']:.3f} ms, "
