@@ -227,6 +227,33 @@ def in_zip(damage):
 
 # description -> (damage(copy_dir), fragments of the error line). A damage that returns a path
 # (a .zip) is run on that; otherwise on the damaged directory.
+LEXICON = [("Kasia", 3), ("quokka", 2), ("Zanzibar", 5)]
+
+
+def with_lexicon(*damages, entries=LEXICON):
+    """A lexicon added to the copy (export.lexicon.add_to_bundle, checksums right), then damaged."""
+    def make(directory):
+        from export.lexicon import add_to_bundle
+
+        add_to_bundle(directory, entries)
+        for damage in damages:
+            damage(directory)
+    return make
+
+
+def lexicon_text(text):
+    """lexicon.tsv.gz holding ``text`` (gzip'd, checksums updated)."""
+    import gzip
+
+    return lambda directory: replace_file(directory, "lexicon.tsv.gz", gzip.compress(text.encode(), mtime=0))
+
+
+def flip_lexicon_byte(directory):
+    data = bytearray((directory / "lexicon.tsv.gz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (directory / "lexicon.tsv.gz").write_bytes(bytes(data))
+
+
 BAD_BUNDLES = {
     # zips
     "zip with flipped bytes in a deflated entry": (flip_bytes("model.tflite", zipfile.ZIP_DEFLATED),
@@ -312,6 +339,30 @@ BAD_BUNDLES = {
         engine_option("strip_size", "3"), ["manifest.json", "field engine.strip_size", 'not "3"']),
     "manifest engine that is not an object": (put([3], "engine"),
                                               ["manifest.json", "field engine must be an object", "not [3]"]),
+    # the lexicon (docs/engine.md §16)
+    "lexicon.tsv.gz with flipped bytes (manifest not updated)": (with_lexicon(flip_lexicon_byte),
+                                                                 ["lexicon.tsv.gz", "sha256 does not match"]),
+    "lexicon.tsv.gz that is not gzip (checksums updated)": (
+        with_lexicon(lambda d: replace_file(d, "lexicon.tsv.gz", b"Kasia\t3\n")),
+        ["lexicon.tsv.gz", "not a gzip'd UTF-8 lexicon"]),
+    "lexicon.tsv.gz missing": (with_lexicon(delete("lexicon.tsv.gz")), ["lexicon.tsv.gz", "missing from the bundle"]),
+    "lexicon with more words than the manifest says": (
+        with_lexicon(lexicon_text("Kasia\t3\nquokka\t2\nZanzibar\t5\nzebu\t1\n")),
+        ["lexicon.tsv.gz", "4 words, but manifest.json field lexicon.words is 3"]),
+    "lexicon line without a count": (with_lexicon(lexicon_text("Kasia\nquokka\t2\nZanzibar\t5\n")),
+                                     ["lexicon.tsv.gz", "line 1: expected word<TAB>positive count"]),
+    "lexicon count of 0": (with_lexicon(lexicon_text("Kasia\t0\nquokka\t2\nZanzibar\t5\n")),
+                           ["lexicon.tsv.gz", "line 1", "count of 0"]),
+    "lexicon out of order": (with_lexicon(lexicon_text("quokka\t2\nKasia\t3\nZanzibar\t5\n")),
+                             ["lexicon.tsv.gz", "line 2", "out of order"]),
+    "lexicon holding a vocabulary word": (with_lexicon(lexicon_text("Kasia\t3\nstation\t2\nZanzibar\t5\n")),
+                                          ["lexicon.tsv.gz", "line 2: 'station' is in the vocabulary"]),
+    "manifest lexicon format_version 2": (with_lexicon(put(2, "lexicon", "format_version")),
+                                          ["manifest.json", "field lexicon.format_version must be 1"]),
+    "manifest listing lexicon.tsv.gz without a lexicon block": (with_lexicon(drop("lexicon")),
+                                                                ["manifest.json", "field lexicon is missing"]),
+    "manifest lexicon block without the file": (with_lexicon(drop("files", "lexicon.tsv.gz")),
+                                                ["manifest.json", "files.lexicon.tsv.gz is missing"]),
 }
 COMMANDS = ("inspect", "suggest", "simulate")
 CASES = [(command, description) for description in BAD_BUNDLES for command in COMMANDS] + [
@@ -499,3 +550,39 @@ def test_load_bundle_hands_out_its_verifying_runner_once(toy_bundle):
     first, second = bundle.runner(), bundle.runner()
     assert first is verifying and second is not verifying
     assert (first.step(2) == second.step(2)).all()
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["directory", "zip"])
+def test_a_bundle_with_a_lexicon_loads_and_inspect_shows_it(as_zip, toy_bundle, tmp_path, capsys):
+    directory = copy_of(toy_bundle, tmp_path)
+    with_lexicon()(directory)
+    path = zipped(directory) if as_zip else directory
+    assert len(load_bundle(path).lexicon) == 3
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lexicon: 3 words outside the vocabulary (format 1; train)" in out
+    assert main(["suggest", str(path), "see you at Zan"]) == 0
+    assert capsys.readouterr().out.strip() == "completions of 'zan': [1] Zanzibar"
+    assert main(["inspect", str(toy_bundle)]) == 0
+    assert "lexicon: none" in capsys.readouterr().out
+
+
+def test_export_writes_a_lexicon_from_wordfreq(toy_run, tmp_path, capsys):
+    """kblm export --lexicon wordfreq:en --lexicon-size N: the toy text's words are all in its
+    vocabulary, so the lexicon is wordfreq's most frequent N words outside it."""
+    out = tmp_path / "wf"
+    assert main(["export", str(toy_run), "--quantize", "float32", "--sample-messages", "20", "--out", str(out),
+                 "--lexicon", "wordfreq:en", "--lexicon-size", "2000"]) == 0
+    assert "lexicon: 2,000 words" in capsys.readouterr().out
+    manifest = read_manifest(out)
+    assert manifest["lexicon"] == {"format_version": 1, "words": 2000, "sources": ["train", "wordfreq:en"]}
+    bundle = load_bundle(out)
+    assert "and" in bundle.lexicon and "station" not in bundle.lexicon
+    assert main(["suggest", str(out), "see you at the station wit"]) == 0
+    assert "[1] with" in capsys.readouterr().out
+    none = tmp_path / "none"
+    assert main(["export", str(toy_run), "--quantize", "float32", "--sample-messages", "20", "--out", str(none),
+                 "--lexicon", "none"]) == 0
+    assert "lexicon" not in read_manifest(none) and not (none / "lexicon.tsv.gz").exists()
+    assert main(["export", str(toy_run), "--out", str(tmp_path / "bad"), "--lexicon", "wordfreq"]) == 1
+    assert "--lexicon: expected train, none or wordfreq:LANG" in capsys.readouterr().err
