@@ -12,6 +12,8 @@ loops over the words in Python.
 """
 import bisect
 import gzip
+import operator
+import re
 import unicodedata
 import zlib
 
@@ -25,6 +27,7 @@ FILE = "lexicon.tsv.gz"
 FORMAT_VERSION = 1
 MAX_WORD_CHARS = 64  # longer words are never learned, nor written to a lexicon (docs/engine.md §17)
 LAST = "\U0010ffff"  # a key + LAST bounds every key that starts with it
+_NON_ASCII = re.compile("[^\x00-\x7f]+")
 
 
 def learnable(word):
@@ -98,17 +101,21 @@ class Lexicon:
                           or not (line.partition("\t")[2].isascii() and line.partition("\t")[2].isdigit()))
             line = text.split("\n")[number - 1]
             raise KblmError(f"{where}: line {number}: expected word<TAB>positive count, got {line[:60]!r}")
-        counts = np.array(counts, dtype=np.float64)
+        counts = np.fromstring("\n".join(counts), dtype=np.int64, sep="\n").astype(np.float64) if counts \
+            else np.zeros(0)
         if lines and counts.min() < 1:
             number = int(np.argmin(counts)) + 1
             raise KblmError(f"{where}: line {number}: expected word<TAB>positive count, got a count of 0")
-        keys = [w.lower() if w.isascii() else tokenization.lowercase(w) for w in words]  # the 1:1 table (§16)
-        if keys != sorted(keys) or len(set(keys)) != len(keys):
+        joined = "\n".join(words)
+        # the 1:1 table (§16): bytes.lower() on ASCII, the table itself on the non-ASCII runs
+        keys = _NON_ASCII.sub(lambda run: tokenization.lowercase(run.group()),
+                              joined.encode("utf-8").lower().decode("utf-8")).split("\n") if words else []
+        if keys != sorted(keys) or any(map(operator.eq, keys, keys[1:])):
             number = next(i for i, (a, b) in enumerate(zip(keys, keys[1:]), 2) if not a < b)
             raise KblmError(f"{where}: line {number}: {words[number - 1]!r} is out of order or repeats a "
                             "word (the lines are sorted by word, each word once)")
         forms = keys if vocab.tokenizer_options.lowercase else words
-        if not set(forms).isdisjoint(vocab.tokens):
+        if any(map(set(vocab.tokens).__contains__, forms)):
             inside = next(i for i, form in enumerate(forms) if vocab.id(form) != UNK_ID)
             raise KblmError(f"{where}: line {inside + 1}: {words[inside]!r} is in the vocabulary "
                             "(the lexicon holds only words outside it)")
