@@ -4,6 +4,8 @@
 #   KBLM_TRACES=traces.json KBLM_BUNDLE=bundle_dir android_demo/core/run-tests.sh [junit options]
 #   (KBLM_CIFG_TRACES / KBLM_CIFG_BUNDLE: traces of a bundle with another cell kind, whose state
 #   tensors differ in size: the engine treats state as named arrays)
+#   (KBLM_LEXICON_TRACES / KBLM_LEXICON_BUNDLE: traces of the toy bundle with a lexicon, and user
+#   words: docs/engine.md §16-§17)
 # (tests/android/test_java_core.py writes both from a freshly exported toy bundle).
 # Debian: apt-get install default-jdk-headless junit5 libandroid-json-java
 set -eu
@@ -31,5 +33,6 @@ java -Xss4m \
   -Dkblm.tokenizerFixture="${KBLM_TOKENIZER_FIXTURE:-$core/fixtures/tokenizer.json}" \
   -Dkblm.traces="${KBLM_TRACES:-}" -Dkblm.bundle="${KBLM_BUNDLE:-}" \
   -Dkblm.cifg.traces="${KBLM_CIFG_TRACES:-}" -Dkblm.cifg.bundle="${KBLM_CIFG_BUNDLE:-}" \
+  -Dkblm.lexicon.traces="${KBLM_LEXICON_TRACES:-}" -Dkblm.lexicon.bundle="${KBLM_LEXICON_BUNDLE:-}" \
   -jar "$junit" --disable-banner --details=tree --fail-if-no-tests \
   --class-path "$json:$build/main:$build/test" $scan "$@"

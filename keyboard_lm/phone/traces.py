@@ -18,6 +18,14 @@ text, with no model step, an empty strip and no top log-probabilities, nothing l
 cursor jump there stays private).
 A trace may start in a field that opens with text (``prime``),
 longer than the engine's window if need be.
+
+With the user's words on (``engine.user_words``, docs/engine.md §17) three more events:
+``"\x0e+WORD\x0e"`` (the user adds WORD), ``"\x0e-WORD\x0e"`` (removes and blocks it) and
+``"\x0f"`` (a restart: the user words, and the personal cache if any, are saved to their files
+and the engine starts again from them on an empty field). The trace's header then holds
+``user_words`` (the file's JSON as the trace starts), each keystroke ``learned`` (the learned
+words, [form, commits], as ``kblm words list`` orders them; ``removed`` after a remove, ``saved``
+after a restart: the user-word file's text, byte for byte), and the end ``user_words_after``.
 """
 import base64
 import json
@@ -55,33 +63,59 @@ class _RecordingRunner:
 
 
 def parse_keys(script):
-    """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events (and RESET, JUMP, PRIVATE)."""
+    """'hello wor\\t1\\bx' -> ['h', ..., 'r', 'TAP1', 'BACKSPACE', 'x'] events (and RESET, JUMP, PRIVATE;
+    ADD:WORD, REMOVE:WORD and RESTART for the user's words)."""
     events, i = [], 0
     while i < len(script):
+        if script[i] == "\x0e":  # a user-word operation: \x0e+WORD\x0e or \x0e-WORD\x0e
+            end = script.index("\x0e", i + 1)
+            events.append(("ADD:" if script[i + 1] == "+" else "REMOVE:") + script[i + 2:end])
+            i = end + 1
+            continue
         if script[i] == "\t" and script[i + 1:i + 2] in tuple("123456789"):
             events.append(f"TAP{script[i + 1]}")
             i += 2
             continue
-        events.append({"\b": "BACKSPACE", "\x1b": "RESET", "\x1a": "JUMP", "\x10": "PRIVATE"}.get(script[i], script[i]))
+        events.append({"\b": "BACKSPACE", "\x1b": "RESET", "\x1a": "JUMP", "\x10": "PRIVATE",
+                       "\x0f": "RESTART"}.get(script[i], script[i]))
         i += 1
     return events
 
 
-def record(engine, script, name, prime=None):
+def record(engine, script, name, prime=None, save_to=None):
     """Runs ``script`` through ``engine``; returns the trace dict.
 
     ``prime`` = (text, learn): the field opens with ``text`` instead of empty (the cache
     learns it only if ``learn``); the trace then holds "prime" and the cache as it was
     before the field opened. With a cache the trace also holds "cache_after".
+    ``save_to``: a directory for the files a RESTART writes and reads again (user words).
     """
+    from keyboard_lm.phone.personal_cache import PersonalCache
+    from keyboard_lm.phone.user_words import load_or_start, words_path
+
     steps = []
     engine.runner = _RecordingRunner(engine.runner, steps)
     cache = engine.cache.to_json() if engine.cache is not None else None  # as the trace starts
+    user_words = engine.user_words.to_json() if engine.user_words is not None else None
     engine.reset(*(prime or ()))
     keystrokes = []
     for event in parse_keys(script):
         before_steps, before_fed = len(steps), list(engine.fed_ids)
-        if event == "BACKSPACE":
+        extra = {}
+        if event.startswith("ADD:"):
+            engine.user_words.add(event[4:])
+        elif event.startswith("REMOVE:"):
+            extra["removed"] = engine.user_words.remove(event[7:])
+        elif event == "RESTART":  # saved, and read again as a new engine would (§17)
+            cache_path = save_to / "cache.json"
+            engine.user_words.save(words_path(cache_path))
+            extra["saved"] = words_path(cache_path).read_text(encoding="utf-8")
+            engine.user_words = load_or_start(words_path(cache_path))
+            if engine.cache is not None:
+                engine.cache.save(cache_path)
+                engine.cache = PersonalCache.load(cache_path, len(engine.vocab))
+            engine.reset()
+        elif event == "BACKSPACE":
             engine.backspace()
         elif event == "RESET":
             engine.reset()
@@ -104,7 +138,9 @@ def record(engine, script, name, prime=None):
             "kept": kept, "fed": engine.fed_ids[kept:], "steps": [before_steps, len(steps)],
             "strip": engine.strip(),
             "top": [{"id": int(i), "token": engine.vocab.tokens[i], "log_prob": round(float(engine.log_probs[i]), 5)}
-                    for i in top]})
+                    for i in top], **extra})
+        if engine.user_words is not None:
+            keystrokes[-1]["learned"] = [list(word) for word in engine.user_words.words()]
     engine.runner = engine.runner._runner
     trace = {"name": name, "script": script,
              "engine": {"strip_size": engine.strip_size, "no_repeat": engine.no_repeat, "cache": cache},
@@ -113,14 +149,20 @@ def record(engine, script, name, prime=None):
         trace["prime"] = {"text": prime[0], "learn": prime[1]}
     if engine.cache is not None:
         trace["cache_after"] = engine.cache.to_json()
+    if user_words is not None:
+        trace["engine"]["user_words"] = user_words
+        trace["user_words_after"] = engine.user_words.to_json()
     return trace
 
 
 def write_traces(path, traces, bundle_manifest):
     """Writes the traces with the header of the bundle they came from (each trace's own
-    "engine" header says the strip size it was recorded with)."""
-    payload = {"format_version": 1, "bundle": {"quantization": bundle_manifest["quantization"],
-                                                "model_sha256": bundle_manifest["files"]["model.tflite"]["sha256"],
-                                                "strip_size": manifest_strip_size(bundle_manifest)},
-               "traces": traces}
+    "engine" header says the strip size it was recorded with; a bundle with a lexicon adds
+    its sha256, docs/engine.md §16)."""
+    header = {"quantization": bundle_manifest["quantization"],
+              "model_sha256": bundle_manifest["files"]["model.tflite"]["sha256"],
+              "strip_size": manifest_strip_size(bundle_manifest)}
+    if "lexicon.tsv.gz" in bundle_manifest["files"]:
+        header["lexicon_sha256"] = bundle_manifest["files"]["lexicon.tsv.gz"]["sha256"]
+    payload = {"format_version": 1, "bundle": header, "traces": traces}
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False) + "\n")

@@ -171,9 +171,16 @@ class UserWords:
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise bad(f"field format_version: expected {FORMAT_VERSION}")
         words = cls(data.get("learn_after", DEFAULT_LEARN_AFTER), key)
+        for field in ("words", "blocked", "pairs"):  # lists (anything else would not iterate, or iterate wrongly)
+            if not isinstance(data.get(field, []), list):
+                raise bad(f"field {field}: expected a list, got {str(data[field])[:60]}")
+
+        def count(value):
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
         for i, entry in enumerate(data.get("words", [])):
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                    and learnable(entry[0]) and isinstance(entry[1], int) and entry[1] > 0):
+                    and learnable(entry[0]) and count(entry[1])):
                 raise bad(f"field words[{i}]: expected [word, positive count], got {str(entry)[:60]}")
             words.counts[words.key(entry[0])] = entry[1]
             words.forms[words.key(entry[0])] = entry[0]
@@ -183,7 +190,7 @@ class UserWords:
             words.blocked.add(words.key(entry))
         for i, entry in enumerate(data.get("pairs", [])):
             if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, str) for x in entry[:2])
-                    and isinstance(entry[2], int) and entry[2] > 0 and words.key(entry[1]) in words.counts):
+                    and count(entry[2]) and words.key(entry[1]) in words.counts):
                 raise bad(f"field pairs[{i}]: expected [previous token, a listed word, positive count], "
                           f"got {str(entry)[:60]}")
             words.pairs[entry[0]][words.key(entry[1])] += entry[2]

@@ -62,6 +62,34 @@ STRIP_TRACES = {
 }
 
 
+# Words outside the vocabulary (docs/engine.md §16-§17). \x0e+WORD\x0e adds a user word, \x0e-WORD\x0e removes
+# (and blocks) it, \x0f restarts from the saved files (keyboard_lm.phone.traces).
+LEXICON = [("Zanzibar", 40), ("zanzibari", 3), ("zebu", 7), ("Kiev", 12), ("quokka", 5), ("stationmaster", 9)]
+# name -> (strip size, personal cache weight or None, user words on, script); on the toy bundle with LEXICON
+LEXICON_TRACES = {
+    # completions of a typed prefix in the word's own case or the typed one, all capitals, a tap,
+    # a lexicon word typed in full (fed as <unk>, nothing learned without user words)
+    "lexicon-completion": (3, None, False, "see you at z\t1i saw a Q\t1\x1bSEE YOU AT ZA\x1a\x1bsee you at k\t1. s\t3"
+                                           "zebu zeb\x1bi saw a que\bo"),
+    # the <unk> mass makes a lexicon word a next word (a strip of 10 reaches it on the toy model)
+    "lexicon-next-word": (10, None, False, "see you at the z\bk\x1bthe train is late "),
+    # learned after 2 commits, offered from its first letter, tapped; backspace un-learns and the
+    # retyped word learns again; a cursor jump (primed text), lexicon words and a private field
+    # teach nothing; remove blocks, add brings it back; a restart from the saved file
+    "user-words-learning": (3, 0.3, True, "see you Kasia \x1bi will call Kasia tomorrow \x1bsee you K\t1\x1bcall Bartek "
+                                          "\x1bcall Bartek \b\b\bek \x1a\x1bKiev Kiev \x1bKiev \x10Secret Secret Secret "
+                                          "\x1b\x0e-Kasia\x0esee you Kasia \x1bsee you Kasia \x1bsee you K\x0e+Kasia\x0e"
+                                          "\x0e-Spam\x0e\x1bsee Zoë \x1bsee Zoë \x0f\x1bsee you K\t1see z"),
+}
+# on the toy bundle without a lexicon: the user's words take the whole <unk> mass (a next word
+# on a strip of 10), removed after a restart, blocked, added back in another case
+USER_WORD_TRACES = {
+    "user-words-without-lexicon": (10, "see you at the Zoë \x1bsee you at the Zoë \x1bsee you at the z\bZO\x1a\x1bsee you "
+                                       "at the \x0f\x0e-Zoë\x0e\x1bsee you at the Zoë \x1bsee you at the Zoë "
+                                       "\x0e+zoë\x0e\x1bsee you at the "),
+}
+
+
 def _long_opening(length=4_300):
     """A field longer than twice the engine's window (keyboard_lm.phone.keyboard.CONTEXT_CHARS), with
     astral emoji so UTF-16 and code point offsets differ, and a stretch with no sentence end."""
@@ -125,6 +153,7 @@ def traces(toy_bundle, tmp_path_factory):
     from keyboard_lm.phone.keyboard import KeyboardEngine
     from keyboard_lm.phone.personal_cache import DEFAULT_CAPACITY, PersonalCache
     from keyboard_lm.phone.traces import record, write_traces
+    from keyboard_lm.phone.user_words import UserWords
 
     out = tmp_path_factory.mktemp("android")
     bundle = load_bundle(toy_bundle)
@@ -147,8 +176,37 @@ def traces(toy_bundle, tmp_path_factory):
         trace = record(KeyboardEngine(load_bundle(sized)), script, name)
         assert trace["engine"]["strip_size"] == size and any(len(k["strip"]) == size for k in trace["keystrokes"])
         recorded.append(trace)
+    for name, (size, script) in USER_WORD_TRACES.items():
+        (out / name).mkdir()
+        engine = KeyboardEngine(bundle, strip_size=size, user_words=UserWords())
+        recorded.append(record(engine, script, name, save_to=out / name))
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
+    return out
+
+
+@pytest.fixture(scope="module")
+def lexicon_traces(toy_bundle, tmp_path_factory):
+    """The toy bundle with a lexicon of words outside its vocabulary (export.lexicon.add_to_bundle,
+    as kblm export writes it), and golden traces of the Python engine on it (§16-§17)."""
+    from export.lexicon import add_to_bundle
+    from keyboard_lm.phone.bundle import load_bundle
+    from keyboard_lm.phone.keyboard import KeyboardEngine
+    from keyboard_lm.phone.personal_cache import PersonalCache
+    from keyboard_lm.phone.traces import record, write_traces
+    from keyboard_lm.phone.user_words import UserWords
+
+    out = tmp_path_factory.mktemp("android-lexicon")
+    shutil.copytree(toy_bundle, out / "bundle")
+    add_to_bundle(out / "bundle", LEXICON)
+    bundle = load_bundle(out / "bundle")
+    recorded = []
+    for name, (size, weight, user_words, script) in LEXICON_TRACES.items():
+        (out / name).mkdir()
+        cache = PersonalCache(len(bundle.vocab), weight) if weight else None
+        engine = KeyboardEngine(bundle, strip_size=size, cache=cache, user_words=UserWords() if user_words else None)
+        recorded.append(record(engine, script, name, save_to=out / name))
+    write_traces(out / "traces.json", recorded, bundle.manifest)
     return out
 
 
@@ -182,11 +240,37 @@ def cifg_traces(toy_run, tmp_path_factory):
     return out
 
 
-def test_java_core(traces, cifg_traces):
+def test_lexicon_traces_show_what_they_cover(traces, lexicon_traces):
+    """The user-word and lexicon traces reach what they are named for (a thin trace would pass silently)."""
+    recorded = {t["name"]: t for name in (traces, lexicon_traces)
+                for t in json.loads((name / "traces.json").read_text())["traces"]}
+    strips = {name: [k["strip"] for k in t["keystrokes"]] for name, t in recorded.items()}
+    assert ["Zanzibar", "zebu", "zanzibari"] in strips["lexicon-completion"] and ["ZANZIBAR", "ZANZIBARI"] in \
+        strips["lexicon-completion"]
+    assert ["Quokka"] in strips["lexicon-completion"] and any(k["key"] == "TAP3" and k["text"].endswith(". stationmaster ")
+                                                              for k in recorded["lexicon-completion"]["keystrokes"])
+    assert any(k["prefix"] == "" and "Zanzibar" in k["strip"] for k in recorded["lexicon-next-word"]["keystrokes"])
+    learning = recorded["user-words-learning"]["keystrokes"]
+    learned = [[w for w, _ in k["learned"]] for k in learning]
+    assert learned[0] == [] and ["Kasia"] in learned and ["Kasia", "Bartek"] in learned
+    dropped = [i for i in range(1, len(learned)) if len(learned[i]) < len(learned[i - 1])]
+    assert any(learning[i]["key"] == "BACKSPACE" for i in dropped), "a backspace un-learns a word"
+    assert any(learning[i]["key"] == "REMOVE:Kasia" and learning[i]["removed"] for i in dropped)
+    assert all("Kiev" not in words and "Secret" not in words for words in learned)
+    restart = next(k for k in learning if k["key"] == "RESTART")
+    assert '"blocked": ["spam"]' in restart["saved"] and "Zoë" in restart["saved"]
+    assert any(k["key"] == "ADD:Kasia" and "Kasia" in k["strip"] for k in learning)
+    assert any(k["prefix"] == "" and "Zoë" in k["strip"] for k in recorded["user-words-without-lexicon"]["keystrokes"])
+    assert ["ZOË"] in strips["user-words-without-lexicon"]
+    assert recorded["user-words-without-lexicon"]["user_words_after"]["words"] == [["zoë", 2]]
+
+
+def test_java_core(traces, cifg_traces, lexicon_traces):
     """compile core/ + tests with javac, run JUnit 5: tokenizer parity, loader, engine replay."""
     _tools()
     env = dict(os.environ, KBLM_TRACES=str(traces / "traces.json"), KBLM_BUNDLE=str(traces / "bundle"),
-               KBLM_CIFG_TRACES=str(cifg_traces / "traces.json"), KBLM_CIFG_BUNDLE=str(cifg_traces / "bundle"))
+               KBLM_CIFG_TRACES=str(cifg_traces / "traces.json"), KBLM_CIFG_BUNDLE=str(cifg_traces / "bundle"),
+               KBLM_LEXICON_TRACES=str(lexicon_traces / "traces.json"), KBLM_LEXICON_BUNDLE=str(lexicon_traces / "bundle"))
     result = subprocess.run([str(CORE / "run-tests.sh"), "--details=summary", "--disable-ansi-colors"],
                             env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr

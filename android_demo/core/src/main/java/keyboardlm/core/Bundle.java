@@ -11,7 +11,9 @@ import org.json.JSONObject;
  * must agree, as must the special ids), the vocabulary, its size against the model's output
  * size (signature.vocabulary_size) -- and
  * reads the step signature's state layout, the sentence framing the model was trained with
- * and the engine's options (the strip size: docs/engine.md §3).
+ * and the engine's options (the strip size: docs/engine.md §3); and, if the manifest has a
+ * lexicon block, lexicon.tsv.gz (its sha256, gzip, format, order and words outside the
+ * vocabulary: docs/engine.md §16).
  */
 public final class Bundle {
     public static final int FORMAT_VERSION = 1;
@@ -35,9 +37,12 @@ public final class Bundle {
     public final boolean resetAtSentenceStart;
     /** Words on the suggestion strip: the manifest's engine.strip_size, 3 if absent (docs/engine.md §3). */
     public final int stripSize;
+    /** Words outside the vocabulary with counts (lexicon.tsv.gz, docs/engine.md §16), or null: the bundle has none. */
+    public final Lexicon lexicon;
 
     private Bundle(JSONObject manifest, Vocabulary vocabulary, byte[] model, String[] stateNames, int[] stateSizes,
-                   int vocabularySize, boolean resetAtSentenceStart, int stripSize) {
+                   int vocabularySize, boolean resetAtSentenceStart, int stripSize, Lexicon lexicon) {
+        this.lexicon = lexicon;
         this.manifest = manifest;
         this.vocabulary = vocabulary;
         this.model = model;
@@ -76,8 +81,9 @@ public final class Bundle {
         if (signature == null) {
             throw new BundleException(manifestName + ": field signature is missing (the step model's inputs and outputs)");
         }
-        byte[] model = null;
-        for (String name : FILES) {
+        boolean hasLexicon = checkLexiconBlock(manifest, listed, manifestName);
+        byte[] model = null, lexiconData = null;
+        for (String name : hasLexicon ? new String[] {FILES[0], FILES[1], FILES[2], Lexicon.FILE} : FILES) {
             JSONObject entry = listed.optJSONObject(name);
             String expected = entry == null ? null : entry.optString("sha256", null);
             if (expected == null) {
@@ -88,6 +94,7 @@ public final class Bundle {
                 throw new BundleException(files.describe(name) + ": sha256 does not match manifest.json (tampered or corrupt)");
             }
             if (name.equals("model.tflite")) model = data;
+            if (name.equals(Lexicon.FILE)) lexiconData = data;
         }
         Vocabulary vocabulary = Vocabulary.load(files);
         checkTokenizer(files, manifest, manifestName);
@@ -116,8 +123,50 @@ public final class Bundle {
         if (!context.equals("reset") && !context.equals("carry")) {
             throw new BundleException(manifestName + ": field sentence_context is " + context + ", expected reset or carry");
         }
+        int stripSize = stripSize(manifest, manifestName);
+        Lexicon lexicon = !hasLexicon ? null : Lexicon.parse(lexiconData, vocabulary, Tokenizer.standard(),
+                ((Number) manifest.optJSONObject("lexicon").opt("words")).longValue(), files.describe(Lexicon.FILE));
         return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"),
-                stripSize(manifest, manifestName));
+                stripSize, lexicon);
+    }
+
+    /**
+     * The manifest's lexicon block (docs/engine.md §16), checked in the Python loader's words:
+     * an object with format_version 1 and a positive word count, present if and only if files
+     * lists lexicon.tsv.gz. Returns whether the bundle has a lexicon.
+     */
+    static boolean checkLexiconBlock(JSONObject manifest, JSONObject listed, String manifestName) throws BundleException {
+        Object block = manifest.opt("lexicon");
+        if (block == null) {
+            if (listed.has(Lexicon.FILE)) {
+                throw new BundleException(manifestName + ": field lexicon is missing, but files lists " + Lexicon.FILE);
+            }
+            return false;
+        }
+        if (!(block instanceof JSONObject)) {
+            throw new BundleException(manifestName + ": field lexicon must be an object with format_version and words, not " + show(block));
+        }
+        JSONObject lexicon = (JSONObject) block;
+        String what = Lexicon.FORMAT_VERSION + " (the lexicon format this keyboard-lm reads)";
+        Object version = lexicon.opt("format_version");
+        if (version == null) throw new BundleException(manifestName + ": field lexicon.format_version is missing (" + what + " expected)");
+        if (!isInteger(version) || ((Number) version).longValue() != Lexicon.FORMAT_VERSION) {
+            throw new BundleException(manifestName + ": field lexicon.format_version must be " + what + ", not " + show(version));
+        }
+        Object words = lexicon.opt("words");
+        if (words == null) throw new BundleException(manifestName + ": field lexicon.words is missing (a positive word count expected)");
+        if (!isInteger(words) || ((Number) words).longValue() <= 0) {
+            throw new BundleException(manifestName + ": field lexicon.words must be a positive word count, not " + show(words));
+        }
+        if (!listed.has(Lexicon.FILE)) {
+            throw new BundleException(manifestName + ": field files." + Lexicon.FILE + " is missing, but the manifest has a lexicon block");
+        }
+        return true;
+    }
+
+    /** A JSON integer (not 1.0, not a boolean), as the Python loader's strict fields. */
+    private static boolean isInteger(Object value) {
+        return value instanceof Integer || value instanceof Long;
     }
 
     /**

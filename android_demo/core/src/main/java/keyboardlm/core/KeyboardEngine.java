@@ -19,18 +19,25 @@ import java.util.Set;
  * (§7); a keystroke rewinds from a bounded stack of states (§8); the engine reads the last
  * CONTEXT_CHARS code points and re-tokenizes only from the last whitespace checkpoint (§9);
  * resets prime a field and cursor jumps reset on the same text (§10); a private field is only
- * followed (§11); the personal cache mixes in and learns committed words (§12). Text indices
+ * followed (§11); the personal cache mixes in and learns committed words (§12); the bundle's
+ * lexicon and the user's words share the model's unk probability, so words outside the
+ * vocabulary are offered too (§16), and the user's words are learned after N commits (§17;
+ * a bundle without a lexicon and an engine without user words behave as before). Text indices
  * are UTF-16 here, code points in Python; every slice the spec defines on code points goes
  * through {@link CodePoints} (§1).
  */
 public final class KeyboardEngine {
     public static final int STACK_LIMIT = 256;  // states kept for rewinding; deeper rewinds re-prime (docs/engine.md §8)
     public static final int CONTEXT_CHARS = 2000;  // code points before the cursor the engine reads (§9)
+    /** The share of the unk mass the user's words take when there is a lexicon too (§16). */
+    public static final double USER_SHARE = 0.5;
     private static final String MAX_CODE_POINT = new String(Character.toChars(0x10FFFF));
 
     private final Vocabulary vocab;
     private final StepModel model;
     private final PersonalCache cache;
+    private final Lexicon lexicon;  // words outside the vocabulary (§16), or null
+    private final UserWords userWords;  // words the user teaches it (§17), or null
     private final boolean noRepeat;
     private final int stripSize;
     private final boolean resetAtSentenceStart;
@@ -44,6 +51,9 @@ public final class KeyboardEngine {
     private List<Integer> fed = new ArrayList<>();
     private List<float[][]> stack = new ArrayList<>();
     private List<Boolean> learned = new ArrayList<>();
+    private List<String> words = new ArrayList<>();  // per fed id: its word as typed if unk (with user words, §17)
+    private List<Boolean> taught = new ArrayList<>();  // per fed id: whether it committed a user word
+    private List<String> tailWords = new ArrayList<>();  // the last extend's words, aligned with its ids
     private String text = "", prefix = "";
     private float[] logProbs;
     private double[] scores;
@@ -56,14 +66,16 @@ public final class KeyboardEngine {
     private List<int[]> marks = new ArrayList<>();  // checkpoints {position, ids before it}, ascending
     private boolean privateField;  // until the next reset: follow the text only (no step, no strip, nothing learned)
 
-    /** The new text's fed ids: fed[:kept] + tail. */
+    /** The new text's fed ids: fed[:kept] + tail; per tail id its word as typed if unk (with user words), else null. */
     private static final class Wanted {
         final int kept;
         final List<Integer> tail;
+        final List<String> tailWords;
 
-        Wanted(int kept, List<Integer> tail) {
+        Wanted(int kept, List<Integer> tail, List<String> tailWords) {
             this.kept = kept;
             this.tail = tail;
+            this.tailWords = tailWords;
         }
     }
 
@@ -81,13 +93,16 @@ public final class KeyboardEngine {
     /**
      * An engine on an empty field. {@code cache}: the personal cache (null: none); {@code noRepeat}:
      * passed-over words stay off the strip (§6); {@code stripSize}: words on the strip (the
-     * bundle's is {@link Bundle#stripSize}, §3).
+     * bundle's is {@link Bundle#stripSize}, §3); {@code userWords}: the words the user teaches
+     * it (§17; null: none, nothing is learned). The bundle's lexicon, if it has one, is used (§16).
      */
-    public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
-            throws BundleException {
+    public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize,
+                          UserWords userWords) throws BundleException {
         this.vocab = bundle.vocabulary;
         this.model = model;
         this.cache = cache;
+        this.lexicon = bundle.lexicon;
+        this.userWords = userWords;
         this.noRepeat = noRepeat;
         this.stripSize = stripSize;
         this.resetAtSentenceStart = bundle.resetAtSentenceStart;  // sentence_context (§2)
@@ -113,6 +128,12 @@ public final class KeyboardEngine {
         keys = new String[keyIds.length];
         for (int i = 0; i < keys.length; i++) keys[i] = lowered[keyIds[i]];
         reset("");
+    }
+
+    /** An engine without user words. */
+    public KeyboardEngine(Bundle bundle, StepModel model, PersonalCache cache, boolean noRepeat, int stripSize)
+            throws BundleException {
+        this(bundle, model, cache, noRepeat, stripSize, null);
     }
 
     /** An engine with the bundle's strip size (§3). */
@@ -142,6 +163,9 @@ public final class KeyboardEngine {
         fed = new ArrayList<>();
         stack = new ArrayList<>();
         learned = new ArrayList<>();
+        words = new ArrayList<>();
+        taught = new ArrayList<>();
+        tailWords = new ArrayList<>();
         text = "";
         prefix = "";
         base = 0;
@@ -194,7 +218,13 @@ public final class KeyboardEngine {
         shown = new ArrayList<>();
         int common = wanted.kept;
         while (common < fed.size() && common - wanted.kept < wanted.tail.size()
-                && fed.get(common).equals(wanted.tail.get(common - wanted.kept))) common++;
+                && fed.get(common).equals(wanted.tail.get(common - wanted.kept))) {
+            if (fed.get(common) == Vocabulary.UNK_ID && userWords != null
+                    && !java.util.Objects.equals(words.get(common), wanted.tailWords.get(common - wanted.kept))) {
+                break;  // another unknown word at the same place (§17)
+            }
+            common++;
+        }
         if (common < fed.size()) {
             if (common > 0 && stack.get(common - 1) == null) {  // deeper than the stack: re-prime (§9)
                 wanted = window(newText);
@@ -202,7 +232,7 @@ public final class KeyboardEngine {
             }
             rewind(common);
         }
-        for (int i = fed.size() - wanted.kept; i < wanted.tail.size(); i++) feed(wanted.tail.get(i));
+        for (int i = fed.size() - wanted.kept; i < wanted.tail.size(); i++) feed(wanted.tail.get(i), wanted.tailWords.get(i));
     }
 
     public void type(String characters) {
@@ -241,7 +271,8 @@ public final class KeyboardEngine {
         int[] mark = marks.get(last - 1);
         List<String> rest = new ArrayList<>();
         List<Piece> pieces = chunks(newText, mark[0], rest);
-        return new Wanted(mark[1], extend(pieces, rest));
+        List<Integer> ids = extend(pieces, rest, newText);
+        return new Wanted(mark[1], ids, tailWords);
     }
 
     /** Starts the fed ids afresh at the window's base (§9): kept 0, all the ids. */
@@ -271,34 +302,62 @@ public final class KeyboardEngine {
         marks.add(new int[] {start, 1});
         List<Integer> ids = new ArrayList<>();
         ids.add(Vocabulary.BOS_ID);
-        ids.addAll(extend(pieces, rest));
+        ids.addAll(extend(pieces, rest, newText));
+        tailWords.add(0, null);
         if (moved && primedEnd > 0 && primedEnd < Integer.MAX_VALUE) {  // the opening text's ids, in the new window (§10)
             primed = primedEnd >= start ? marks.get(marksUpTo(primedEnd) - 1)[1] : 0;
         }
-        return new Wanted(0, ids);
+        return new Wanted(0, ids, tailWords);
     }
 
-    /** Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix (§2). */
-    private List<Integer> extend(List<Piece> pieces, List<String> rest) {
+    /**
+     * Ids of the tokens after the last checkpoint, adding one after each piece; sets the prefix
+     * (§2). Sets tailWords: per id, the word as typed if it is unk (with user words, §17), else null.
+     */
+    private List<Integer> extend(List<Piece> pieces, List<String> rest, String s) {
         List<Integer> ids = new ArrayList<>();
+        List<String> found = new ArrayList<>();
         int before = marks.get(marks.size() - 1)[1];
+        int begin = marks.get(marks.size() - 1)[0];
         for (Piece piece : pieces) {
-            addIds(piece.tokens, ids);
+            addIds(piece.tokens, ids, found, s, begin, piece.end);
             marks.add(new int[] {piece.end, before + ids.size()});
+            begin = piece.end;
         }
         prefix = "";
         if (!rest.isEmpty() && tokenizer.isWord(rest.get(rest.size() - 1))) prefix = rest.remove(rest.size() - 1);
-        addIds(rest, ids);
+        addIds(rest, ids, found, s, begin, s.length());
+        tailWords = found;
         return ids;
     }
 
-    private void addIds(List<String> tokens, List<Integer> ids) {
+    private void addIds(List<String> tokens, List<Integer> ids, List<String> found, String s, int begin, int end) {
+        int start = ids.size();
+        boolean unknown = false;
         for (String token : tokens) {
-            ids.add(vocab.id(token));
+            int id = vocab.id(token);
+            unknown |= id == Vocabulary.UNK_ID;
+            ids.add(id);
+            found.add(null);
             if (Tokenizer.SENTENCE_ENDS.contains(token)) {  // a sentence end (§2)
                 ids.add(Vocabulary.EOS_ID);
                 ids.add(Vocabulary.BOS_ID);
+                found.add(null);
+                found.add(null);
             }
+        }
+        if (userWords == null || !unknown) return;
+        // the words as typed, in their case (§17)
+        List<String> cased = tokenizer.tokenize(s.substring(begin, end), false);
+        if (cased.size() > tokens.size()) cased = cased.subList(0, tokens.size());
+        if (cased.size() < tokens.size()) cased = tokens;
+        int position = start;
+        for (int i = 0; i < tokens.size(); i++) {
+            String token = tokens.get(i), typed = cased.get(i);
+            if (ids.get(position) == Vocabulary.UNK_ID) {
+                found.set(position, tokenizer.lowercase(typed).equals(tokenizer.lowercase(token)) ? typed : token);
+            }
+            position += Tokenizer.SENTENCE_ENDS.contains(token) ? 3 : 1;
         }
     }
 
@@ -348,6 +407,10 @@ public final class KeyboardEngine {
     }
 
     private void feed(int tokenId) {
+        feed(tokenId, null);
+    }
+
+    private void feed(int tokenId, String word) {
         stack.add(state);  // the state before this id (never modified, so no copy)
         if (stack.size() > STACK_LIMIT) stack.set(stack.size() - STACK_LIMIT - 1, null);  // forget the oldest
         if (tokenId == Vocabulary.BOS_ID && resetAtSentenceStart) state = model.zeroState();  // sentence_context "reset" (§2)
@@ -355,6 +418,12 @@ public final class KeyboardEngine {
         boolean learn = cache != null && suggestible[tokenId] && fed.size() >= primed;
         if (learn) cache.add(fed.isEmpty() ? Vocabulary.BOS_ID : fed.get(fed.size() - 1), tokenId);
         learned.add(learn);
+        boolean counted = false;  // an unknown word, outside the lexicon too, counts towards learning it (§17)
+        if (word != null && fed.size() >= primed && (lexicon == null || !lexicon.containsKey(tokenizer.lowercase(word)))) {
+            counted = userWords.commit(fed.isEmpty() ? "<bos>" : vocab.token(fed.get(fed.size() - 1)), word);
+        }
+        taught.add(counted);
+        words.add(word);
         fed.add(tokenId);
         StepModel.Step step = model.step(tokenId, state);
         state = step.state;
@@ -364,25 +433,33 @@ public final class KeyboardEngine {
 
     /**
      * Back to the first {@code length} fed ids; re-steps one id to get its log-probs (§8); the
-     * cache forgets what the dropped ids taught it (§12).
+     * cache forgets what the dropped ids taught it (§12), the user words the commits they made (§17).
      */
     private void rewind(int length) {
         for (int i = Math.max(length - 1, 0); i < learned.size(); i++) {
             if (learned.get(i)) cache.removeLast();
+        }
+        for (int i = Math.max(length - 1, 0); i < taught.size(); i++) {
+            if (taught.get(i)) userWords.undo();
         }
         if (length == 0) {
             state = model.zeroState();
             fed = new ArrayList<>();
             stack = new ArrayList<>();
             learned = new ArrayList<>();
+            words = new ArrayList<>();
+            taught = new ArrayList<>();
             return;
         }
         state = stack.get(length - 1);
         int last = fed.get(length - 1);
+        String word = words.get(length - 1);
         fed.subList(length - 1, fed.size()).clear();
         stack.subList(length - 1, stack.size()).clear();
         learned.subList(length - 1, learned.size()).clear();
-        feed(last);
+        words.subList(length - 1, words.size()).clear();
+        taught.subList(length - 1, taught.size()).clear();
+        feed(last, word);
     }
 
     // -- the strip ------------------------------------------------------------------------
@@ -405,28 +482,123 @@ public final class KeyboardEngine {
     /** Up to strip-size distinct words: completions of the prefix (§4), else next words (§3). */
     public List<String> strip() {
         if (privateField) return new ArrayList<>();
+        String key = prefix.isEmpty() ? null : tokenizer.lowercase(prefix);
         int[] candidates;
-        if (!prefix.isEmpty()) {
-            String key = tokenizer.lowercase(prefix);
+        if (key != null) {
             int lo = lowerBound(key), hi = lowerBound(key + MAX_CODE_POINT);
             candidates = Arrays.copyOfRange(keyIds, lo, hi);
         } else {
             candidates = allSuggestible;
         }
-        if (candidates.length == 0) return new ArrayList<>();
+        int room = stripSize * 4 + passed.size();  // room for case duplicates
+        Extras extras = extraCandidates(key, room);
+        if (candidates.length == 0 && extras.ids.length == 0) return new ArrayList<>();
         final double[] ranking = scores();
-        int take = Math.min(candidates.length, stripSize * 4 + passed.size());  // room for case duplicates
+        int take = Math.min(candidates.length, room);
         int[] order = top(candidates, ranking, take);
+        double[] orderScores = new double[take];
+        for (int i = 0; i < take; i++) orderScores[i] = ranking[order[i]];
+        if (extras.ids.length > 0) {  // words outside the vocabulary join the ranking (§16)
+            int n = take + extras.ids.length;
+            int[] ids = Arrays.copyOf(order, n);
+            double[] all = Arrays.copyOf(orderScores, n);
+            System.arraycopy(extras.ids, 0, ids, take, extras.ids.length);
+            System.arraycopy(extras.scores, 0, all, take, extras.scores.length);
+            int[] best = best(ids, all, Math.min(n, room));
+            orderScores = null;
+            order = best;
+            take = best.length;
+        }
         List<String> words = new ArrayList<>();
         Set<String> seen = new HashSet<>(passed);  // passed-over words are never re-offered
         String typed = typedPrefix();
+        int vocabularySize = vocab.size();
         for (int i = 0; i < take; i++) {
-            String word = display(vocab.token(order[i]), typed);
+            int id = order[i];
+            String word = id < vocabularySize ? display(vocab.token(id), typed) : displayExtra(extras.words.get(id), typed);
             if (seen.add(lower(word))) words.add(word);
             if (words.size() == stripSize) break;
         }
         if (noRepeat) shown = words;
         return new ArrayList<>(words);
+    }
+
+    /** Lexicon and user words as strip candidates: extra ids (from the vocabulary's size on), their scores and words. */
+    private static final class Extras {
+        final int[] ids;
+        final double[] scores;
+        final java.util.Map<Integer, String> words;
+
+        Extras(int[] ids, double[] scores, java.util.Map<Integer, String> words) {
+            this.ids = ids;
+            this.scores = scores;
+            this.words = words;
+        }
+    }
+
+    private static final Extras NO_EXTRAS = new Extras(new int[0], new double[0], Collections.<Integer, String>emptyMap());
+
+    /**
+     * The best {@code room} lexicon words and the user's learned words completing {@code key}
+     * (null: next words), by §16's rule: the unk score plus the log of the word's share of the
+     * unk mass. Ids from the vocabulary's size on: the lexicon's in count order, then the user's
+     * in key order. None without a lexicon or learned user words.
+     */
+    private Extras extraCandidates(String key, int room) {
+        int users = userWords != null ? userWords.size() : 0;
+        if (lexicon == null && users == 0) return NO_EXTRAS;
+        double unk = scores()[Vocabulary.UNK_ID];
+        double lexiconShare = users == 0 ? 1.0 : (lexicon != null && lexicon.total != 0 ? 1.0 - USER_SHARE : 0.0);
+        int first = vocab.size();
+        List<Integer> ids = new ArrayList<>();
+        List<Double> values = new ArrayList<>();
+        java.util.Map<Integer, String> found = new java.util.HashMap<>();
+        if (lexicon != null && lexicon.total != 0 && lexiconShare != 0) {
+            int[] chosen;
+            if (key == null) {  // next words: the most frequent
+                chosen = Arrays.copyOf(lexicon.byCount, Math.min(room, lexicon.byCount.length));
+            } else {
+                int[] range = lexicon.range(key);
+                chosen = lowestRanks(range[0], range[1], room);
+            }
+            for (int i : chosen) {
+                int id = first + lexicon.rank[i];
+                ids.add(id);
+                values.add(unk + Math.log(lexiconShare * lexicon.counts[i] / lexicon.total));
+                found.put(id, lexicon.words[i]);
+            }
+        }
+        if (users > 0) {
+            int[] range = key != null ? userWords.range(key) : new int[] {0, users};
+            if (range[1] > range[0]) {
+                double share = 1.0 - lexiconShare;
+                double[] probabilities = userWords.probabilities(vocab.token(fed.get(fed.size() - 1)), range[0], range[1]);
+                int offset = first + (lexicon != null ? lexicon.size() : 0);
+                for (int i = range[0]; i < range[1]; i++) {
+                    ids.add(offset + i);
+                    values.add(unk + Math.log(share * probabilities[i - range[0]]));
+                    found.put(offset + i, userWords.form(i));
+                }
+            }
+        }
+        if (ids.isEmpty()) return NO_EXTRAS;
+        double[] scored = new double[values.size()];
+        for (int i = 0; i < scored.length; i++) scored[i] = values.get(i);
+        return new Extras(toArray(ids), scored, found);
+    }
+
+    /** Of the lexicon indices lo..hi, the {@code room} of lowest rank (most frequent; any order). */
+    private int[] lowestRanks(int lo, int hi, int room) {
+        if (hi - lo <= room) {
+            int[] all = new int[hi - lo];
+            for (int i = lo; i < hi; i++) all[i - lo] = i;
+            return all;
+        }
+        int[] ranks = Arrays.copyOfRange(lexicon.rank, lo, hi);
+        Arrays.sort(ranks);
+        int[] out = new int[room];
+        for (int i = 0; i < room; i++) out[i] = lexicon.byCount[ranks[i]];
+        return out;
     }
 
     /**
@@ -437,7 +609,7 @@ public final class KeyboardEngine {
         int[] best = new int[take];
         int count = 0;
         for (int id : candidates) {
-            if (count == take && !better(id, best[take - 1], ranking)) continue;
+            if (count == take && (take == 0 || !better(id, best[take - 1], ranking))) continue;
             int j = count < take ? count++ : take - 1;
             while (j > 0 && better(id, best[j - 1], ranking)) {
                 best[j] = best[j - 1];
@@ -450,6 +622,16 @@ public final class KeyboardEngine {
 
     private static boolean better(int a, int b, double[] ranking) {
         return ranking[a] > ranking[b] || (ranking[a] == ranking[b] && a < b);
+    }
+
+    /** Like {@link #top}, over ids with their own scores (parallel arrays): the {@code take} best, best first, ties by id. */
+    private static int[] best(int[] ids, double[] values, int take) {
+        Integer[] order = new Integer[ids.length];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        Arrays.sort(order, (a, b) -> values[a] > values[b] ? -1 : values[a] < values[b] ? 1 : Integer.compare(ids[a], ids[b]));
+        int[] best = new int[take];
+        for (int i = 0; i < take; i++) best[i] = ids[order[i]];
+        return best;
     }
 
     /** What the strip ranks by: the model's log-probs, mixed with the cache if there is one (§12). */
@@ -477,6 +659,23 @@ public final class KeyboardEngine {
 
     private boolean sentenceInitial() {
         return !fed.isEmpty() && fed.get(fed.size() - 1) == Vocabulary.BOS_ID;
+    }
+
+    /**
+     * A lexicon or user word's shown form (§16): with a typed prefix, all capitals typed make it
+     * upper case; a word whose first letters are lower case takes the typed prefix's case; else
+     * its own form. Without one, a sentence start capitalises its first code point.
+     */
+    private String displayExtra(String word, String typed) {
+        if (!typed.isEmpty()) {
+            if (CodePoints.length(typed) > 1 && isUpper(typed)) return upper(word);
+            int n = CodePoints.length(prefix);
+            String head = CodePoints.length(word) > n ? word.substring(0, word.offsetByCodePoints(0, n)) : word;
+            return head.equals(lower(head)) ? typed + CodePoints.from(word, n) : word;
+        }
+        if (!sentenceInitial() || word.isEmpty()) return word;
+        int first = Character.charCount(word.codePointAt(0));
+        return upper(word.substring(0, first)) + word.substring(first);
     }
 
     /** Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5). */
@@ -547,6 +746,29 @@ public final class KeyboardEngine {
 
     public PersonalCache cache() {
         return cache;
+    }
+
+    /** The words the user teaches it (list, add, remove, save: {@link UserWords}), or null: none. */
+    public UserWords userWords() {
+        return userWords;
+    }
+
+    /** The bundle's lexicon, or null. */
+    public Lexicon lexicon() {
+        return lexicon;
+    }
+
+    /**
+     * True if the strip could ever show {@code word}: one token, a suggestible vocabulary word,
+     * a lexicon word or a learned user word (kblm simulate's reachable words, §16).
+     */
+    public boolean reachable(String word) {
+        List<String> tokens = tokenizer.tokenize(word, vocab.lowercase());
+        if (tokens.size() != 1) return false;
+        int id = vocab.id(tokens.get(0));
+        if (id != Vocabulary.UNK_ID) return suggestible[id];
+        String key = tokenizer.lowercase(tokens.get(0));
+        return (lexicon != null && lexicon.containsKey(key)) || (userWords != null && userWords.learned(key));
     }
 
     private static int[] toArray(List<Integer> list) {

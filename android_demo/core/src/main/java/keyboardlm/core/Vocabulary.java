@@ -51,6 +51,11 @@ public final class Vocabulary {
         return id == null ? UNK_ID : id;
     }
 
+    /** True if {@code token} is a vocabulary token (the specials included). */
+    public boolean contains(String token) {
+        return ids.containsKey(token);
+    }
+
     /** The tokenizer option this vocabulary was built with (fold case, on by default). */
     public boolean lowercase() {
         return lowercase;

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.File;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,7 +40,11 @@ class EngineReplayTest {
 
     /** The toy bundle with its manifest.json edited (the manifest is not checksummed). */
     private static Bundle edited(ManifestEdit edit) throws Exception {
-        final BundleFiles dir = BundleFiles.directory(Fixtures.path("kblm.bundle"));
+        return edited("kblm.bundle", edit);
+    }
+
+    private static Bundle edited(String property, ManifestEdit edit) throws Exception {
+        final BundleFiles dir = BundleFiles.directory(Fixtures.path(property));
         return Bundle.load(new BundleFiles() {
             @Override
             public byte[] read(String name) throws IOException {
@@ -67,9 +72,14 @@ class EngineReplayTest {
 
     /** {@code bundle} as a bundle whose manifest asks for {@code size} words on the strip (itself if it does). */
     private static Bundle withStripSize(Bundle bundle, int size) throws Exception {
+        return withStripSize(bundle, size, false);
+    }
+
+    private static Bundle withStripSize(Bundle bundle, int size, boolean lexicon) throws Exception {
         if (bundle.stripSize == size) return bundle;
         String context = bundle.resetAtSentenceStart ? "reset" : "carry";
-        Bundle sized = edited(m -> m.put("sentence_context", context).put("engine", new JSONObject().put("strip_size", size)));
+        Bundle sized = edited(lexicon ? "kblm.lexicon.bundle" : "kblm.bundle",
+                m -> m.put("sentence_context", context).put("engine", new JSONObject().put("strip_size", size)));
         assertEquals(size, sized.stripSize, "the loader reads engine.strip_size");
         return sized;
     }
@@ -125,13 +135,61 @@ class EngineReplayTest {
         return tests;
     }
 
+    /**
+     * Traces of the toy bundle with a lexicon (docs/engine.md §16) and of engines with user words
+     * (§17): completions and next words outside the vocabulary, words learned after two commits,
+     * un-learned on backspace, removed (blocked) and added, and a restart from the saved file
+     * (which must be the Python side's, byte for byte).
+     */
+    @TestFactory
+    List<DynamicTest> lexiconTracesReplay() throws Exception {
+        Bundle lexicon = Bundle.load(BundleFiles.directory(Fixtures.path("kblm.lexicon.bundle")));
+        assertTrue(lexicon.lexicon != null && lexicon.lexicon.size() > 0, "the bundle has a lexicon");
+        JSONObject recorded = Fixtures.json(Fixtures.path("kblm.lexicon.traces"));
+        assertEquals(lexicon.manifest.getJSONObject("files").getJSONObject("lexicon.tsv.gz").getString("sha256"),
+                recorded.getJSONObject("bundle").getString("lexicon_sha256"), "traces of another lexicon");
+        JSONArray traces = recorded.getJSONArray("traces");
+        assertTrue(traces.length() > 0, "no traces in " + Fixtures.path("kblm.lexicon.traces"));
+        String context = lexicon.resetAtSentenceStart ? "carry" : "reset";
+        Bundle other = Bundle.load(new BundleFiles() {
+            final BundleFiles dir = BundleFiles.directory(Fixtures.path("kblm.lexicon.bundle"));
+
+            @Override
+            public byte[] read(String name) throws IOException {
+                if (!name.equals("manifest.json")) return dir.read(name);
+                try {
+                    return new JSONObject(new String(dir.read(name), Bytes.UTF8)).put("sentence_context", context).toString().getBytes(Bytes.UTF8);
+                } catch (JSONException e) {
+                    throw new IOException(e);
+                }
+            }
+
+            @Override
+            public String describe(String name) {
+                return dir.describe(name);
+            }
+        });
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Bundle bundle : new Bundle[] {lexicon, other}) {
+            String label = bundle.resetAtSentenceStart ? " (sentences reset)" : " (sentences carry)";
+            for (int i = 0; i < traces.length(); i++) {
+                JSONObject trace = traces.getJSONObject(i);
+                tests.add(DynamicTest.dynamicTest("lexicon " + trace.getString("name") + label, () -> replay(bundle, trace)));
+            }
+        }
+        return tests;
+    }
+
     private static void replay(Bundle loaded, JSONObject trace) throws Exception {
         JSONObject options = trace.getJSONObject("engine");
-        Bundle bundle = withStripSize(loaded, options.getInt("strip_size"));
+        Bundle bundle = loaded.stripSize == options.getInt("strip_size") ? loaded
+                : withStripSize(loaded, options.getInt("strip_size"), loaded.lexicon != null);
         ReplayModel model = new ReplayModel(trace.getJSONArray("model_steps"), bundle.stateSizes, bundle.resetAtSentenceStart);
         PersonalCache cache = options.isNull("cache") ? null
                 : PersonalCache.fromJson(options.getJSONObject("cache"), bundle.vocabulary.size(), "trace cache");
-        KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"));
+        UserWords userWords = options.optJSONObject("user_words") == null ? null
+                : UserWords.fromJson(options.getJSONObject("user_words"), "trace user words");
+        KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"), bundle.stripSize, userWords);
         assertEquals(options.getInt("strip_size"), engine.stripSize(), "the engine takes the bundle's strip size");
         model.arm();
         model.context = trace.getString("name") + " start";
@@ -163,6 +221,20 @@ class EngineReplayTest {
             } else if (key.startsWith("TAP")) {
                 int slot = Integer.parseInt(key.substring(3)) - 1;
                 if (slot < engine.strip().size()) engine.tap(slot);
+            } else if (key.startsWith("ADD:")) {
+                engine.userWords().add(key.substring(4));
+            } else if (key.startsWith("REMOVE:")) {
+                assertEquals(expected.getBoolean("removed"), engine.userWords().remove(key.substring(7)), where + ": removed");
+            } else if (key.equals("RESTART")) {  // saved, then a new engine from the files (§17)
+                File file = UserWords.wordsPath(new File(scratch(), "cache.json"));
+                engine.userWords().save(file);
+                assertEquals(expected.getString("saved"), new String(Bytes.readAll(new java.io.FileInputStream(file)), Bytes.UTF8),
+                        where + ": the saved user-word file, byte for byte");
+                List<String> warnings = new ArrayList<>();
+                UserWords again = UserWords.loadOrStart(file, warnings::add);
+                assertEquals(new ArrayList<String>(), warnings, where + ": the saved file reads back");
+                if (cache != null) cache = PersonalCache.fromJson(cache.toJson(), bundle.vocabulary.size(), "saved cache");
+                engine = new KeyboardEngine(bundle, model, cache, options.getBoolean("no_repeat"), bundle.stripSize, again);
             } else {
                 engine.type(key);
             }
@@ -177,12 +249,28 @@ class EngineReplayTest {
             assertEquals(Fixtures.strings(expected.getJSONArray("strip")), engine.strip(), where + ": strip");
             assertEquals(expected.getJSONArray("top").length() == 0, engine.logProbs() == null,
                     where + ": log-probabilities (none in a private field)");
+            if (expected.has("learned")) {
+                JSONArray words = new JSONArray();
+                for (UserWords.Word word : engine.userWords().words()) words.put(new JSONArray().put(word.form).put(word.count));
+                assertEquals(expected.getJSONArray("learned").toString(), words.toString(), where + ": learned words");
+            }
         }
         assertEquals(model.recorded(), model.cursor(), trace.getString("name") + ": recorded model steps left over");
+        if (trace.has("user_words_after")) {
+            assertEquals(trace.getJSONObject("user_words_after").toString(), engine.userWords().toJson().toString(),
+                    trace.getString("name") + ": user words at the end");
+        }
         if (trace.has("cache_after")) {
             assertEquals(trace.getJSONObject("cache_after").getJSONArray("pairs").toString(),
                     cache.toJson().getJSONArray("pairs").toString(), trace.getString("name") + ": cache pairs at the end");
         }
+    }
+
+    /** A fresh directory for the files a restart writes. */
+    private static File scratch() throws IOException {
+        File dir = java.nio.file.Files.createTempDirectory("kblm-replay").toFile();
+        dir.deleteOnExit();
+        return dir;
     }
 
     private static List<Integer> ints(JSONArray array) throws Exception {
