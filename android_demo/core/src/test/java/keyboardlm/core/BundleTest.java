@@ -249,4 +249,91 @@ class BundleTest {
         assertEquals("No suggestions: the model failed (java.lang.IllegalStateException: interpreter closed)", session.message());
         assertTrue(session.setText("more").isEmpty());
     }
+
+    /** lexicon.tsv.gz holding {@code text} (gzip'd), its checksum and the manifest's lexicon block written (§16). */
+    private void addLexicon(String text, int words) throws Exception {
+        java.io.ByteArrayOutputStream raw = new java.io.ByteArrayOutputStream();
+        try (java.util.zip.GZIPOutputStream gz = new java.util.zip.GZIPOutputStream(raw)) {
+            gz.write(text.getBytes(Bytes.UTF8));
+        }
+        byte[] data = raw.toByteArray();
+        write(Lexicon.FILE, data);
+        JSONObject manifest = manifest();
+        manifest.put("lexicon", new JSONObject().put("format_version", 1).put("words", words).put("sources", new JSONArray().put("train")));
+        manifest.getJSONObject("files").put(Lexicon.FILE, new JSONObject().put("sha256", Bytes.sha256(data)).put("bytes", data.length));
+        write("manifest.json", manifest.toString(2).getBytes(Bytes.UTF8));
+    }
+
+    @Test
+    void lexiconLoads() throws Exception {
+        addLexicon("Kasia\t3\nquokka\t2\nZanzibar\t5\n", 3);
+        Lexicon lexicon = Bundle.load(BundleFiles.directory(dir)).lexicon;
+        assertEquals(3, lexicon.size());
+        assertEquals("Zanzibar", lexicon.word(2));
+        assertTrue(lexicon.containsKey("zanzibar") && !lexicon.containsKey("Zanzibar"));
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+        assertTrue(session.ready(), String.valueOf(session.message()));
+        assertNull(Bundle.load(BundleFiles.directory(copyAgain())).lexicon, "no block, no lexicon");
+    }
+
+    private File copyAgain() throws IOException {
+        new File(dir, Lexicon.FILE).delete();
+        copyBundle();
+        return dir;
+    }
+
+    /** The refusals the Python loader makes (tests/export/test_bundle_errors.py), in its words. */
+    @Test
+    void badLexicons() throws Exception {
+        String good = "Kasia\t3\nquokka\t2\nZanzibar\t5\n";
+        addLexicon(good, 3);
+        byte[] data = read(Lexicon.FILE);
+        data[data.length / 2] ^= (byte) 0xFF;
+        write(Lexicon.FILE, data);
+        assertEquals(path(Lexicon.FILE) + ": sha256 does not match manifest.json (tampered or corrupt)", failure());
+        copyAgain();
+        addLexicon(good, 3);
+        rewrite(Lexicon.FILE, "Kasia\t3\n".getBytes(Bytes.UTF8));  // not gzip, checksum right
+        assertTrue(failure().startsWith(path(Lexicon.FILE) + ": not a gzip'd UTF-8 lexicon ("));
+        copyAgain();
+        addLexicon(good, 3);
+        byte[] truncated = read(Lexicon.FILE);
+        rewrite(Lexicon.FILE, Arrays.copyOf(truncated, truncated.length - 6));  // a corrupt gzip stream
+        assertTrue(failure().startsWith(path(Lexicon.FILE) + ": not a gzip'd UTF-8 lexicon ("));
+        copyAgain();
+        addLexicon(good, 3);
+        write("manifest.json", manifest().put("lexicon", manifest().getJSONObject("lexicon").put("format_version", 2))
+                .toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field lexicon.format_version must be 1 (the lexicon format this keyboard-lm "
+                + "reads), not 2", failure());
+        copyAgain();
+        addLexicon(good, 3);
+        assertTrue(new File(dir, Lexicon.FILE).delete());
+        assertEquals(path(Lexicon.FILE) + ": missing from the bundle", failure());
+        String[][] cases = {
+            {"Kasia\t3\nquokka\t2\nZanzibar\t5\nzebu\t1\n", ": 4 words, but manifest.json field lexicon.words is 3"},
+            {"Kasia\nquokka\t2\nZanzibar\t5\n", ": line 1: expected word<TAB>positive count, got 'Kasia'"},
+            {"Kasia\t0\nquokka\t2\nZanzibar\t5\n", ": line 1: expected word<TAB>positive count, got a count of 0"},
+            {"quokka\t2\nKasia\t3\nZanzibar\t5\n", ": line 2: 'Kasia' is out of order or repeats a word (the lines are sorted by word, each word once)"},
+            {"Kasia\t3\nstation\t2\nZanzibar\t5\n", ": line 2: 'station' is in the vocabulary (the lexicon holds only words outside it)"},
+            {"Kasia\t3\nquokka\t2\nZanzibar\t5", ": the last line has no newline (one word<TAB>count per line)"},
+        };
+        for (String[] bad : cases) {
+            copyAgain();
+            addLexicon(bad[0], 3);
+            assertEquals(path(Lexicon.FILE) + bad[1], failure());
+        }
+        copyAgain();
+        addLexicon(good, 3);
+        JSONObject manifest = manifest();
+        manifest.remove("lexicon");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field lexicon is missing, but files lists lexicon.tsv.gz", failure());
+        copyAgain();
+        addLexicon(good, 3);
+        manifest = manifest();
+        manifest.getJSONObject("files").remove(Lexicon.FILE);
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(path("manifest.json") + ": field files.lexicon.tsv.gz is missing, but the manifest has a lexicon block", failure());
+    }
 }
