@@ -6,7 +6,6 @@ aside), ``kblm words`` and ``kblm simulate``'s reachable words. Real training, r
 (the session's toy bundle, with a lexicon written into a copy)."""
 import json
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -279,9 +278,9 @@ def test_build_lexicon_keeps_the_most_frequent_case(toy_vocab):
         build_lexicon(messages, toy_vocab, "wordfreq")
 
 
-def test_a_100k_lexicon_is_compact_fast_to_load_and_fast_per_keystroke(toy_bundle, tmp_path):
-    """The issue's budgets with 100,000 words (budgets with a margin for a shared machine:
-    the measured numbers are in the report)."""
+def test_a_100k_lexicon_is_compact_and_completes_from_its_words(toy_bundle, tmp_path):
+    """100,000 words fit the issue's 1 MB and are offered from their prefixes (their cost per
+    keystroke and at load is a benchmark's: benchmarks/lexicon_cost.py)."""
     rng = np.random.default_rng(0)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     words = set()
@@ -290,23 +289,11 @@ def test_a_100k_lexicon_is_compact_fast_to_load_and_fast_per_keystroke(toy_bundl
     counts = (1e6 / np.arange(1, 100_001)).astype(int) + 1  # Zipf-like
     directory = tmp_path / "big"
     shutil.copytree(toy_bundle, directory)
-    add_to_bundle(directory, list(zip(sorted(words), counts.tolist())))
-    size = (directory / FILE).stat().st_size
-    assert size <= 1_000_000, size
-    started = time.perf_counter()
+    entries = list(zip(sorted(words), counts.tolist()))
+    add_to_bundle(directory, entries)
+    assert (directory / FILE).stat().st_size <= 1_000_000
     engine = KeyboardEngine(load_bundle(directory))
-    engine.strip()
-    load_ms = 1000 * (time.perf_counter() - started)
-    strips = []
-    for message in ["see you at the station tomorrow", "abc def ghi jkl mno pqr", "i will call you soon"] * 5:
-        engine.reset()
-        for ch in message:
-            engine.type(ch)
-            started = time.perf_counter()
-            engine.strip()  # the part the lexicon adds to (a model step costs the same with or without it)
-            strips.append(time.perf_counter() - started)
-    p99 = 1000 * float(np.percentile(strips, 99))
-    print(f"100k lexicon: {size:,} bytes, load -> first strip {load_ms:.0f} ms, strip p99 {p99:.3f} ms")
-    # the goals are 200 ms and 1 ms per keystroke (benchmarks/keystroke_savings.py measures them);
-    # here a margin for a shared, loaded machine
-    assert load_ms < 600 and p99 < 2.0
+    best = max(entries, key=lambda entry: entry[1])[0]
+    for ch in best[:4]:
+        engine.type(ch)
+    assert best in engine.strip()
