@@ -12,12 +12,11 @@ KBLM_VERBOSE=1 (what ``kblm --verbose`` sets).
 """
 import contextlib
 import os
-import sys
-import tempfile
 
 import numpy as np
 
 from data_pipeline.errors import KblmError
+from keyboard_lm.phone.native_output import captured_output, verbose
 
 SIGNATURE = "step"
 
@@ -33,57 +32,29 @@ def signature_tensors(state_layout, vocabulary_size):
     return inputs, outputs
 
 
-def verbose():
-    """True if the user asked for LiteRT's own messages (KBLM_VERBOSE=1, set by --verbose)."""
-    return os.environ.get("KBLM_VERBOSE") == "1"
-
-
 @contextlib.contextmanager
 def native_output_captured():
     """Sends the process's C-level stdout and stderr (file descriptors 1 and 2) to a temporary
-    file for the block, so LiteRT's C++ log lines stay off the console; restores both on
-    every path. Yields a list that holds the captured text once the block has ended. If the
-    block raises, the captured text is replayed on stderr first. With KBLM_VERBOSE nothing
-    is captured."""
+    file for the block (``native_output.captured_output``), so LiteRT's C++ log lines stay off
+    the console; restores both on every path. Yields a list that holds the captured text once
+    the block has ended. If the block raises, the captured text is replayed on stderr first.
+    With KBLM_VERBOSE nothing is captured."""
     captured = []
     if verbose():
         yield captured
         return
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.flush()
-    saved = {}
+    capture = None
     try:
-        for fd in (1, 2):
-            saved[fd] = os.dup(fd)
-    except OSError:  # a closed descriptor: no console to protect, run as is
-        for copy in saved.values():
-            os.close(copy)
-        yield captured
-        return
-    try:
-        with tempfile.TemporaryFile() as sink:
-            try:
-                for fd in saved:
-                    os.dup2(sink.fileno(), fd)
-                yield captured
-            except BaseException:
-                _restore(saved, sink, captured)
-                with contextlib.suppress(OSError):
-                    os.write(2, captured[0].encode("utf-8", "replace"))
-                raise
-            else:
-                _restore(saved, sink, captured)
+        with captured_output((1, 2)) as capture:
+            yield captured
+    except BaseException:
+        if capture is not None and capture.text:
+            with contextlib.suppress(OSError):
+                os.write(2, capture.text.encode("utf-8", "replace"))
+        raise
     finally:
-        for copy in saved.values():
-            os.close(copy)
-
-
-def _restore(saved, sink, captured):
-    for fd, copy in saved.items():
-        os.dup2(copy, fd)
-    sink.seek(0)
-    captured.append(sink.read().decode("utf-8", "replace"))
+        if capture is not None and capture.active:
+            captured.append(capture.text)
 
 
 def _one_line(error, native_text=""):

@@ -18,6 +18,7 @@ A step, on every replica::
 Keras's own clipping would clip each replica's partial gradient; clipping after our
 all-reduce makes n replicas step exactly like one device on the global batch.
 """
+import itertools
 import math
 import time
 
@@ -188,8 +189,42 @@ class TrainingDiverged(KblmError):
     pass
 
 
+def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, callbacks=None, diverged=None):
+    """One epoch of training steps: every batch of ``batches`` (an iterable of global batches),
+    at most ``num_steps`` of them. The loop both ``fit`` (each epoch of ``kblm train`` and of a
+    fine-tune) and personalization's final pass run.
+
+    ``states``: the first batch's recurrent states (stream mode: each step's next states feed
+    the next step); None: every batch starts from zero states (message mode). ``deadline``: a
+    ``time.monotonic()`` value; the step that finds it passed is taken (every worker of a
+    multi-worker run takes it: the stop request is summed over replicas), then the epoch ends.
+    ``callbacks``: a CallbackList told of each batch, with running metrics. ``diverged(loss,
+    step)``: the message of the TrainingDiverged raised on a non-finite loss (before any callback
+    sees that state). Returns (the epoch's summed metrics, True if it stopped for the deadline).
+    """
+    carry = states is not None
+    total, out_of_time = {}, False
+    for step, batch in enumerate(batches if num_steps is None else itertools.islice(batches, num_steps)):
+        if callbacks is not None:
+            callbacks.on_train_batch_begin(step)
+        over_budget = deadline is not None and time.monotonic() > deadline
+        sums, next_states = steps.train_step(batch, states, over_budget)
+        states = next_states if carry else None
+        out_of_time = float(sums.pop("stop")) > 0
+        _accumulate(total, sums)
+        if not math.isfinite(total["loss_sum"]):
+            raise TrainingDiverged(diverged(total["loss_sum"], step) if diverged is not None else
+                                   f"training diverged: the loss became {total['loss_sum']} at step {step + 1}")
+        if callbacks is not None:
+            callbacks.on_train_batch_end(step, summarize(total))
+        if out_of_time:
+            break
+    return total, out_of_time
+
+
 def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch):
-    """Trains for ``config.epochs`` of ``steps_per_epoch`` global batches, validating after each.
+    """Trains for ``config.epochs`` of ``steps_per_epoch`` global batches (``train_epoch``),
+    validating after each.
 
     Drives ``callbacks`` (a CallbackList) like ``Model.fit``: train begin/end, epoch
     begin/end with train and ``val_`` metrics, batch begin/end with running metrics.
@@ -203,30 +238,19 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
     batch_size = config.pipeline.batch_size
     batches = iter(strategy.experimental_distribute_dataset(train_dataset.repeat()))
     started = time.monotonic()
-    out_of_time = False
+    deadline = None if config.max_minutes is None else started + 60 * config.max_minutes
     logs = {}
     callbacks.on_train_begin()
     for epoch in range(getattr(model, "_initial_epoch", None) or 0, config.epochs):
         callbacks.on_epoch_begin(epoch)
         epoch_started = time.monotonic()
+
+        def diverged(loss, step):
+            return (f"training diverged: the loss became {loss} at epoch {epoch + 1}, step {step + 1}; the "
+                    "last good model and backup are kept; lower the learning rate or the clip norm")
+
         states = steps.replica_zero_states(batch_size) if stream else None  # reset each epoch
-        total = {}
-        for step in range(steps_per_epoch):
-            callbacks.on_train_batch_begin(step)
-            over_budget = (config.max_minutes is not None
-                           and time.monotonic() - started > 60 * config.max_minutes)
-            sums, next_states = steps.train_step(next(batches), states, over_budget)
-            states = next_states if stream else None
-            out_of_time = float(sums.pop("stop")) > 0
-            _accumulate(total, sums)
-            if not math.isfinite(total["loss_sum"]):
-                raise TrainingDiverged(
-                    f"training diverged: the loss became {total['loss_sum']} at epoch {epoch + 1}, "
-                    f"step {step + 1}; the last good model and backup are kept; lower the "
-                    "learning rate or the clip norm")
-            callbacks.on_train_batch_end(step, summarize(total))
-            if out_of_time:
-                break
+        total, out_of_time = train_epoch(steps, batches, steps_per_epoch, states, deadline, callbacks, diverged)
         seconds = time.monotonic() - epoch_started
         valid = evaluate(steps, valid_dataset, batch_size if stream else None, config.validation_steps)
         logs = {**summarize(total), **summarize(valid, "val_"),

@@ -40,7 +40,7 @@ def keras_log_probs(model, config, tokens):
     return tf.nn.log_softmax(logits[0]).numpy(), [np.asarray(s) for s in states]
 
 
-@pytest.fixture(params=[(cell, tie) for cell in CELLS for tie in (True, False)],
+@pytest.fixture(params=[(cell, True) for cell in CELLS] + [("lstm", False)],  # untied: the output is the same for every cell
                 ids=lambda p: f"{p[0]}-{'tied' if p[1] else 'untied'}")
 def case(request):
     cell, tie = request.param
@@ -79,7 +79,7 @@ def test_step_reproduces_keras_in_tensorflow_and_litert(case):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("mode", ["float16", "dynamic_int8", "int8"])
+@pytest.mark.parametrize("mode", ["dynamic_int8", "int8"])  # float16 only halves constants
 def test_every_mode_converts_to_builtin_ops_with_constant_weights(cell, mode):
     config = dataclasses.replace(two_layer_config(cell), vocabulary_size=2_000, embedding_dim=32,
                                  rnn_units=(64,))
