@@ -55,8 +55,8 @@ def main(argv=None):
     from data_pipeline.corpora import load_corpus
     from export.exporter import export_run
     from keyboard_lm.phone.engine import open_engine
-    from keyboard_lm.phone.presage import presage_predictor_for
-    from keyboard_lm.phone.simulator import EnginePredictor, simulate
+    from keyboard_lm.harness.presage import presage_predictor_for
+    from keyboard_lm.harness.simulator import EnginePredictor, simulate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=SENTENCES, help=f"test sentences (default {SENTENCES})")

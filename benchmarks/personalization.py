@@ -105,7 +105,7 @@ def category_halves(split="category"):
 
 def simulate_bundle(bundle_dir, messages, weight=None, prime=None):
     from keyboard_lm.phone.engine import open_engine
-    from keyboard_lm.phone.simulator import EnginePredictor, simulate
+    from keyboard_lm.harness.simulator import EnginePredictor, simulate
 
     engine = open_engine(bundle_dir, cache_weight=weight, prime=prime)  # prime: the user's earlier text
     return simulate(EnginePredictor(engine), messages, progress=False)

@@ -445,7 +445,7 @@ def cmd_suggest(args):
 
 
 def cmd_type(args):
-    from keyboard_lm.phone.terminal import run
+    from keyboard_lm.harness.terminal import run
 
     run(_engine(args))
 
@@ -458,7 +458,7 @@ def _read_lines(path, limit, paragraphs=False, replace_bad_bytes=False):
 
 
 def cmd_simulate(args):
-    from keyboard_lm.phone.simulator import EnginePredictor, format_report, simulate
+    from keyboard_lm.harness.simulator import EnginePredictor, format_report, simulate
 
     _check_output(args.json, "json", args)
     _check_output(args.cache_save, "json", args)
@@ -475,7 +475,7 @@ def cmd_simulate(args):
     engine = _engine(args)
     predictors = [EnginePredictor(engine)]
     if args.presage_train:
-        from keyboard_lm.phone.presage import presage_predictor_for
+        from keyboard_lm.harness.presage import presage_predictor_for
 
         predictors.append(presage_predictor_for(args.presage_train, args.cache_dir))
     reports = [simulate(p, messages) for p in predictors]

@@ -16,7 +16,7 @@ def keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
     from export.exporter import export_run
     from keyboard_lm.phone.bundle import load_bundle
     from keyboard_lm.phone.engine import open_engine
-    from keyboard_lm.phone.simulator import EnginePredictor, simulate
+    from keyboard_lm.harness.simulator import EnginePredictor, simulate
 
     with tempfile.TemporaryDirectory() as scratch:
         if base_bundle is None:

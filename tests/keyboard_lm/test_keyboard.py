@@ -17,7 +17,7 @@ from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.cli import main
 from keyboard_lm.phone.keyboard import KeyboardEngine
 from keyboard_lm.phone.personal_cache import PersonalCache
-from keyboard_lm.phone.simulator import EnginePredictor, simulate
+from keyboard_lm.harness.simulator import EnginePredictor, simulate
 from keyboard_lm.phone.traces import record
 
 
@@ -512,7 +512,7 @@ def test_harness_is_tensorflow_free(toy_bundle):
     code = ("import sys; sys.modules['tensorflow'] = None\n"
             "from keyboard_lm.phone.bundle import load_bundle\n"
             "from keyboard_lm.phone.keyboard import KeyboardEngine\n"
-            "from keyboard_lm.phone.simulator import simulate, EnginePredictor\n"
+            "from keyboard_lm.harness.simulator import simulate, EnginePredictor\n"
             "from keyboard_lm.phone import bundle, inspect, personal_cache, presage, runtime, terminal, traces\n"
             f"e = KeyboardEngine(load_bundle({str(toy_bundle)!r})); e.set_text('see you at the sta')\n"
             "assert e.strip()\n"

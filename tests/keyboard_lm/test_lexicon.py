@@ -18,7 +18,7 @@ from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.phone.keyboard import USER_SHARE, KeyboardEngine
 from keyboard_lm.phone.lexicon import FILE, Lexicon, learnable
 from keyboard_lm.phone.personal_cache import PersonalCache
-from keyboard_lm.phone.simulator import EnginePredictor, simulate
+from keyboard_lm.harness.simulator import EnginePredictor, simulate
 from keyboard_lm.phone.user_words import UserWords, load_or_start, words_path
 
 LEXICON = [("Zanzibar", 40), ("zanzibari", 3), ("zebu", 7), ("Kiev", 12), ("quokka", 5), ("stationmaster", 9)]

@@ -10,7 +10,7 @@ import pytest
 
 from data_pipeline.errors import KblmError
 from keyboard_lm.phone import presage
-from keyboard_lm.phone.presage import PresagePredictor, train_ngram_database
+from keyboard_lm.harness.presage import PresagePredictor, train_ngram_database
 
 
 def _presage_missing():
