@@ -21,10 +21,31 @@ def median_rate(work, units_per_call, repeats=5, calls_per_repeat=20, warmup=5):
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": repeats}
 
 
+def cpu():
+    """The CPU's model name and the vector extensions that matter for TensorFlow and LiteRT
+    (from /proc/cpuinfo; empty elsewhere)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon", "asimd")
+    return {"model": model, "vector_extensions": [f for f in wanted if f in flags]}
+
+
 def machine():
     import os
 
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "cpu": cpu()}
 
 
 def format_number(value):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from data_pipeline.errors import KblmError
-from keyboard_lm.training.config import PRESETS, ModelConfig, model_config_from_dict, preset
+from keyboard_lm.training.config import PRESETS, ModelConfig, model_config_from_dict, model_config_with, preset
 from keyboard_lm.training.model import build_model, zero_states
 
 TOY = ModelConfig(vocabulary_size=30, embedding_dim=6, rnn_units=(8, 5), dropout=0.0)
@@ -26,6 +26,8 @@ def run(model, config, tokens, states=None):
 def test_mobile_fits_the_on_device_budget():
     mobile, _ = preset("mobile")
     assert build_model(mobile).count_params() <= 1_500_000  # vocabulary 10k
+    cifg, _ = preset("cifg")  # the same budget with Gboard's cell (within 0.1%)
+    assert abs(build_model(cifg).count_params() - build_model(mobile).count_params()) <= 1_500
     bengio = build_model(dataclasses.replace(mobile, vocabulary_size=17_844)).count_params()
     assert 2_000_000 <= bengio <= 2_200_000  # "about 2M" in the issue
 
@@ -33,7 +35,7 @@ def test_mobile_fits_the_on_device_budget():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_recurrent_layers_stay_cudnn_eligible(name, cell):
-    config = dataclasses.replace(preset(name)[0], vocabulary_size=50, cell=cell)
+    config = model_config_with(preset(name)[0], {"vocabulary_size": 50, "cell": cell})
     layers = [l for l in build_model(config).layers if isinstance(l, keras.layers.RNN)]
     assert len(layers) == len(config.rnn_units)
     for layer in layers:

@@ -77,7 +77,7 @@ ARGUMENTS = {
         "c.json: model.embedding_dim: expected an integer in [1, 65536], got 'big'"),
     '--config with {"model": {"rnn_units": []}}': ([], '{"model": {"rnn_units": []}}', "c.json: model.rnn_units"),
     '--config with {"model": {"cell": "transformer"}}': (
-        [], '{"model": {"cell": "transformer"}}', "c.json: model.cell: expected one of ['lstm', 'gru', 'simple_rnn']"),
+        [], '{"model": {"cell": "transformer"}}', "c.json: model.cell: expected one of ['lstm', 'gru', 'simple_rnn', 'cifg']"),
     '--config with {"model": {"vocabulary_size": 500}}': (
         [], '{"model": {"vocabulary_size": 500}}', "c.json: model.vocabulary_size: set from the vocabulary"),
     '--config with {"train": {"epochs": 1.5}}': ([], '{"train": {"epochs": 1.5}}', "c.json: train.epochs"),
