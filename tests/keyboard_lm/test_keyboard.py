@@ -513,7 +513,8 @@ def test_harness_is_tensorflow_free(toy_bundle):
             "from keyboard_lm.phone.bundle import load_bundle\n"
             "from keyboard_lm.phone.keyboard import KeyboardEngine\n"
             "from keyboard_lm.harness.simulator import simulate, EnginePredictor\n"
-            "from keyboard_lm.phone import bundle, inspect, personal_cache, presage, runtime, terminal, traces\n"
+            "from keyboard_lm.phone import bundle, inspect, personal_cache, runtime, traces\n"
+            "from keyboard_lm.harness import presage, simulator, terminal\n"
             f"e = KeyboardEngine(load_bundle({str(toy_bundle)!r})); e.set_text('see you at the sta')\n"
             "assert e.strip()\n"
             "assert not any(m.startswith(('tensorflow', 'keras')) for m in sys.modules if sys.modules[m])\n")

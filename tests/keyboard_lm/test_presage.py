@@ -9,7 +9,7 @@ import time
 import pytest
 
 from data_pipeline.errors import KblmError
-from keyboard_lm.phone import presage
+from keyboard_lm.harness import presage
 from keyboard_lm.harness.presage import PresagePredictor, train_ngram_database
 
 
