@@ -240,6 +240,12 @@ def cmd_train(args):
     args.min_count = 1 if args.min_count is None else args.min_count
     vocab_options, tokenizer_options = _vocabulary_options(args)
     model, train_overrides = _overrides(args)
+    if args.dry_run and args.preset:  # the tiny sizes, but the chosen preset's cell kind and its options
+        from keyboard_lm.training.config import preset
+
+        chosen = preset(args.preset)[0]
+        if "cell" not in model:
+            model = {"cell": chosen.cell, "cell_options": chosen.cell_options, **model}
     if args.resume:
         train_overrides = {k: v for k, v in train_overrides.items() if k in RESUMABLE}
     else:  # before any data is loaded: a path that cannot hold a run is one line now, not later
@@ -536,7 +542,7 @@ def _add_train_parser(commands):
     p.add_argument("--preset", default="mobile", help=f"{' | '.join(PRESETS)} (default mobile)")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    p.add_argument("--dry-run", action="store_true", help="tiny model, one epoch of two batches")
+    p.add_argument("--dry-run", action="store_true", help="tiny model (the preset's cell kind), one epoch of two batches")
     p.add_argument("--config", type=Path, help='JSON {"model": {...}, "train": {...}} overriding the preset')
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     p.add_argument("--paragraphs", action="store_true", help="user text: one message per paragraph")
