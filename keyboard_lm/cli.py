@@ -648,8 +648,22 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so every ``finally`` (temp files) runs."""
 
 
+_signalled = []  # set by the handler: a library may turn _Terminated into an error of its own
+
+
 def _on_sigterm(signum, frame):
+    _signalled.append(signum)
     raise _Terminated()
+
+
+def _stopped(message, status):
+    """Leaves on a signal: one line, and nothing from TensorFlow's logger while the half-built
+    graphs are collected at exit (it logs "Object was never used" for each)."""
+    import logging
+
+    logging.getLogger("tensorflow").disabled = True
+    print(message, file=sys.stderr)
+    return status
 
 
 def main(argv=None):
@@ -663,31 +677,40 @@ def main(argv=None):
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    _signalled.clear()
     try:
-        with quiet_native_output(enabled=not verbose):
-            args.func(args)
-    except KblmError as e:
-        return _fail(str(e))
-    except OSError as e:  # a path that cannot be read or written: one line naming it
-        where = e.filename if e.filename is not None else ""
-        return _fail(f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}")
+        return _run(args, verbose)
     except KeyboardInterrupt:
-        print("kblm: interrupted", file=sys.stderr)
-        return 130
+        return _stopped("kblm: interrupted", 130)
     except _Terminated:
-        print("kblm: terminated", file=sys.stderr)
-        return 143
-    except MemoryError:
-        return _fail("out of memory")
-    except Exception as e:  # a defect of ours: one line, the traceback with --verbose
-        if verbose:
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
-        return _fail(f"unexpected {type(e).__name__}: {first} (a bug in kblm; rerun with --verbose "
-                     "for the traceback and report it)")
+        return _stopped("kblm: terminated", 143)
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(args, verbose):
+    """The command; its failure as one line and exit status 1."""
+    try:
+        with quiet_native_output(enabled=not verbose):
+            args.func(args)
+    except (KeyboardInterrupt, _Terminated, SystemExit):
+        raise
+    except BaseException as e:
+        if _signalled:  # SIGTERM arrived inside a library that reported it as an error of its own
+            raise _Terminated() from None
+        if isinstance(e, KblmError):
+            return _fail(str(e))
+        if isinstance(e, OSError):  # a path that cannot be read or written: one line naming it
+            where = e.filename if e.filename is not None else ""
+            return _fail(f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}")
+        if isinstance(e, MemoryError):
+            return _fail("out of memory")
+        if verbose or not isinstance(e, Exception):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""  # a defect of ours: one line, the traceback with --verbose
+        return _fail(f"unexpected {type(e).__name__}: {first} (a bug in kblm; rerun with --verbose "
+                     "for the traceback and report it)")
     return 0
 
 
