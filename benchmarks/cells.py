@@ -80,12 +80,8 @@ def train_pair(corpus, minutes):
 def step_latencies(bundles, rounds=10, block=300):
     """p50/p99 ms per step of each bundle in LiteRT (one thread), alternating blocks."""
     from keyboard_lm.phone.bundle import load_bundle
-    from keyboard_lm.phone.runtime import StepRunner
 
-    runners = {}
-    for name, path in bundles.items():
-        bundle = load_bundle(path)
-        runners[name] = StepRunner(bundle.model_path, bundle.state_layout, num_threads=1)
+    runners = {name: load_bundle(path).runner(num_threads=1) for name, path in bundles.items()}
     times = {name: [] for name in runners}
     tokens = np.random.default_rng(0).integers(4, 9_000, block)
     for round_ in range(rounds):

@@ -67,7 +67,6 @@ def step_latency(model_bytes, layout, vocabulary_size):
 def latency_rows():
     from data_pipeline.errors import KblmError
     from export import tflite
-    from export.exporter import state_layout
     from keyboard_lm.phone.runtime import StepRunner
     from export.step_model import build_step_model, macs_per_step
     from keyboard_lm.training.config import preset
@@ -80,7 +79,7 @@ def latency_rows():
         config = dataclasses.replace(preset(name)[0], vocabulary_size=10_000)
         model = build_model(config)
         step = build_step_model(model, config)
-        layout = state_layout(config)
+        layout = config.state_layout()
         float_bytes = tflite.convert(step, "float32")
         rng = np.random.default_rng(0)
         representative = [{"token": np.array([rng.integers(4, 10_000)], np.int32),

@@ -60,10 +60,6 @@ def keras_reference(model, model_config, messages_ids):
     return total
 
 
-def state_layout(model_config):
-    return model_config.state_layout()
-
-
 class QuantizationLoss(KblmError):
     """The quantized model loses more top-3 accuracy than the tolerance allows."""
 
@@ -84,7 +80,7 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     model_config, train_config, raw = run.model_config, run.train_config, run.raw
     vocab, model = run.vocab, run.model
     corpus = load_corpus(raw["corpus"]["spec"], cache_dir)
-    layout = state_layout(model_config)
+    layout = model_config.state_layout()
     parameters = int(model.count_params())
 
     step_model = build_step_model(model, model_config)  # constants only: no cuDNN op, no variables

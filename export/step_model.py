@@ -19,11 +19,6 @@ import tensorflow as tf
 from keyboard_lm.training.model import EMBEDDING, OUTPUT, PROJECTION, load_cell_kind, recurrent_layers
 
 
-def state_names(model_config):
-    """Input names of the state tensors, layer by layer: h0, c0, h1, c1, ..."""
-    return model_config.state_names()
-
-
 def extract_weights(model, model_config):
     """The weights the step needs as float32 numpy arrays: ``{"embedding": ..., "projection/kernel":
     ..., "rnn0/kernel": ...}`` (a layer's roles are its cell kind's ``step_weights``)."""

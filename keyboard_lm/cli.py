@@ -240,6 +240,12 @@ def cmd_train(args):
     args.min_count = 1 if args.min_count is None else args.min_count
     vocab_options, tokenizer_options = _vocabulary_options(args)
     model, train_overrides = _overrides(args)
+    if args.dry_run and args.preset:  # the tiny sizes, but the chosen preset's cell kind and its options
+        from keyboard_lm.training.config import preset
+
+        chosen = preset(args.preset)[0]
+        if "cell" not in model:
+            model = {"cell": chosen.cell, "cell_options": chosen.cell_options, **model}
     if args.resume:
         train_overrides = {k: v for k, v in train_overrides.items() if k in RESUMABLE}
     else:  # before any data is loaded: a path that cannot hold a run is one line now, not later
@@ -596,7 +602,7 @@ def _add_train_parser(commands):
     p.add_argument("--preset", default="mobile", help=f"{' | '.join(PRESETS)} (default mobile)")
     p.add_argument("--out", type=Path, required=True, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    p.add_argument("--dry-run", action="store_true", help="tiny model, one epoch of two batches")
+    p.add_argument("--dry-run", action="store_true", help="tiny model (the preset's cell kind), one epoch of two batches")
     p.add_argument("--config", type=Path, help='JSON {"model": {...}, "train": {...}} overriding the preset')
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     p.add_argument("--paragraphs", action="store_true", help="user text: one message per paragraph")
@@ -703,8 +709,22 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so every ``finally`` (temp files) runs."""
 
 
+_signalled = []  # set by the handler: a library may turn _Terminated into an error of its own
+
+
 def _on_sigterm(signum, frame):
+    _signalled.append(signum)
     raise _Terminated()
+
+
+def _stopped(message, status):
+    """Leaves on a signal: one line, and nothing from TensorFlow's logger while the half-built
+    graphs are collected at exit (it logs "Object was never used" for each)."""
+    import logging
+
+    logging.getLogger("tensorflow").disabled = True
+    print(message, file=sys.stderr)
+    return status
 
 
 def main(argv=None):
@@ -718,31 +738,40 @@ def main(argv=None):
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    _signalled.clear()
     try:
-        with quiet_native_output(enabled=not verbose):
-            args.func(args)
-    except KblmError as e:
-        return _fail(str(e))
-    except OSError as e:  # a path that cannot be read or written: one line naming it
-        where = e.filename if e.filename is not None else ""
-        return _fail(f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}")
+        return _run(args, verbose)
     except KeyboardInterrupt:
-        print("kblm: interrupted", file=sys.stderr)
-        return 130
+        return _stopped("kblm: interrupted", 130)
     except _Terminated:
-        print("kblm: terminated", file=sys.stderr)
-        return 143
-    except MemoryError:
-        return _fail("out of memory")
-    except Exception as e:  # a defect of ours: one line, the traceback with --verbose
-        if verbose:
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
-        return _fail(f"unexpected {type(e).__name__}: {first} (a bug in kblm; rerun with --verbose "
-                     "for the traceback and report it)")
+        return _stopped("kblm: terminated", 143)
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(args, verbose):
+    """The command; its failure as one line and exit status 1."""
+    try:
+        with quiet_native_output(enabled=not verbose):
+            args.func(args)
+    except (KeyboardInterrupt, _Terminated, SystemExit):
+        raise
+    except BaseException as e:
+        if _signalled:  # SIGTERM arrived inside a library that reported it as an error of its own
+            raise _Terminated() from None
+        if isinstance(e, KblmError):
+            return _fail(str(e))
+        if isinstance(e, OSError):  # a path that cannot be read or written: one line naming it
+            where = e.filename if e.filename is not None else ""
+            return _fail(f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}")
+        if isinstance(e, MemoryError):
+            return _fail("out of memory")
+        if verbose or not isinstance(e, Exception):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""  # a defect of ours: one line, the traceback with --verbose
+        return _fail(f"unexpected {type(e).__name__}: {first} (a bug in kblm; rerun with --verbose "
+                     "for the traceback and report it)")
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from data_pipeline.errors import KblmError
 from data_pipeline.vocab import Vocabulary
+from keyboard_lm.phone.runtime import one_line
 
 FORMAT_VERSION = 1
 FILES = ("model.tflite", "vocab.txt", "vocab.json")
@@ -48,10 +49,6 @@ def _zip_errors():
 
     return (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, lzma.LZMAError,
             NotImplementedError, RuntimeError, ValueError, OSError)
-
-
-def _one_line(error):
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 class Names:
@@ -85,7 +82,7 @@ def _safe_extract(archive_path, target):
     try:
         archive = zipfile.ZipFile(archive_path)
     except errors as e:
-        raise KblmError(f"{archive_path}: not a readable zip ({_one_line(e)})") from None
+        raise KblmError(f"{archive_path}: not a readable zip ({one_line(e)})") from None
     with archive:
         seen = set()
         for info in archive.infolist():
@@ -110,14 +107,14 @@ def _extract_entry(archive, info, destination, where, errors):
     try:
         source = archive.open(info)
     except errors as e:  # a bad local header, an encrypted entry, an unknown compression
-        raise KblmError(f"{where}: unreadable zip entry ({_one_line(e)})") from None
+        raise KblmError(f"{where}: unreadable zip entry ({one_line(e)})") from None
     written = 0
     with source, open(destination, "wb") as sink:
         while True:
             try:
                 chunk = source.read(CHUNK)
             except errors as e:  # bad CRC-32, a garbled or truncated compressed stream
-                raise KblmError(f"{where}: corrupt zip entry ({_one_line(e)})") from None
+                raise KblmError(f"{where}: corrupt zip entry ({one_line(e)})") from None
             if not chunk:
                 break
             written += len(chunk)

@@ -57,7 +57,7 @@ def native_output_captured():
             captured.append(capture.text)
 
 
-def _one_line(error, native_text=""):
+def one_line(error, native_text=""):
     """The LiteRT error plus whatever its C++ side printed, folded into one line."""
     parts = [" ".join(str(error).split())]
     for line in native_text.splitlines():
@@ -122,7 +122,7 @@ class StepRunner:
             except (ValueError, RuntimeError) as e:  # what LiteRT raises for a model it cannot load
                 failure = e
         if failure is not None:
-            raise KblmError(f"{name}: not a TFLite model LiteRT can run ({_one_line(failure, ''.join(captured))})")
+            raise KblmError(f"{name}: not a TFLite model LiteRT can run ({one_line(failure, ''.join(captured))})")
         if details is None:
             raise KblmError(f"{name}: no signature {SIGNATURE!r} (the model has {sorted(signatures)})")
         inputs, outputs = signature_tensors(self.layout, vocabulary_size)

@@ -14,7 +14,7 @@ from data_pipeline.errors import KblmError
 from data_pipeline.vocab import BOS_ID
 from export import tflite
 from export.bundle import zip_path
-from export.exporter import sentence_ids, export_run, state_layout
+from export.exporter import sentence_ids, export_run
 from export.step_model import build_step_model
 from keyboard_lm.cli import main
 from keyboard_lm.phone.bundle import FORMAT_VERSION, load_bundle
@@ -48,7 +48,7 @@ def float_bytes(loaded):
 @pytest.mark.corpus
 def test_float32_step_loop_reproduces_keras(loaded, float_bytes, brown, nlp_corpus):
     model_config, model, vocab = loaded
-    runner = StepRunner(float_bytes, state_layout(model_config))
+    runner = StepRunner(float_bytes, model_config.state_layout())
     for corpus in (brown, nlp_corpus):
         for ids in sentence_ids(corpus.splits["test"][:15], vocab, 15):
             runner.reset()
@@ -63,12 +63,12 @@ def test_float32_step_loop_reproduces_keras(loaded, float_bytes, brown, nlp_corp
 def test_every_mode_has_constant_weights_and_the_right_size(loaded, float_bytes, brown, mode):
     model_config, model, vocab = loaded
     representative = tflite.representative_samples(
-        StepRunner(float_bytes, state_layout(model_config)), sentence_ids(brown.splits["train"], vocab, 20))
+        StepRunner(float_bytes, model_config.state_layout()), sentence_ids(brown.splits["train"], vocab, 20))
     model_bytes = tflite.convert(build_step_model(model, model_config), mode, representative)
     ops = tflite.check_model(model_bytes, mode, model.count_params())
     assert "GATHER" in ops and "FULLY_CONNECTED" in ops
     assert not {"VAR_HANDLE", "READ_VARIABLE", "WHILE"} & set(ops)
-    runner = StepRunner(model_bytes, state_layout(model_config))
+    runner = StepRunner(model_bytes, model_config.state_layout())
     log_probs = runner.step(BOS_ID)
     assert log_probs.shape == (len(vocab),) and abs(np.exp(log_probs).sum() - 1) < 0.05
 

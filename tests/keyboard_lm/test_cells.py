@@ -170,3 +170,18 @@ def test_cifg_couples_its_gates_and_projects():
         h = (sigmoid(o) * np.tanh(c)) @ w["projection"]
     _, (final_h, final_c) = keras_log_probs(model, config, TOKENS)
     assert np.abs(final_h[0] - h).max() <= 1e-5 and np.abs(final_c[0] - c).max() <= 1e-5
+
+
+def test_a_dry_run_keeps_the_presets_cell_and_checks_its_options(tmp_path, capsys):
+    import json
+
+    from keyboard_lm.cli import main
+
+    code = main(["train", "--corpus", "brown", "--preset", "cifg", "--cell-option", "projection=0", "--dry-run",
+                 "--out", str(tmp_path / "bad")])
+    assert code not in (0, None) and not (tmp_path / "bad").exists()
+    assert "model.cell_options.projection: expected an integer" in capsys.readouterr().err
+    assert main(["train", "--corpus", "brown", "--preset", "cifg", "--cell-option", "projection=4", "--dry-run",
+                 "--out", str(tmp_path / "run")]) in (0, None)
+    model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert model["cell"] == "cifg" and model["cell_options"] == {"projection": 4} and model["rnn_units"] == [16]

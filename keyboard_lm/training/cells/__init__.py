@@ -100,6 +100,13 @@ CELL_KINDS = {kind.name: kind for kind in KINDS}
 CELLS = tuple(CELL_KINDS)
 
 
+def keras_cell_weights(layer):
+    """The step weights of a Keras built-in recurrent layer (LSTM, GRU, SimpleRNN): its cell's
+    kernel, recurrent kernel and bias (``export.step_model`` casts them to float32)."""
+    cell = layer.cell
+    return {"kernel": cell.kernel.numpy(), "recurrent": cell.recurrent_kernel.numpy(), "bias": cell.bias.numpy()}
+
+
 def cell_kind(name):
     if name not in CELL_KINDS:
         raise KblmError(f"model cell must be one of {list(CELLS)}; got {name!r}")

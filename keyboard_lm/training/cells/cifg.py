@@ -11,9 +11,10 @@ the projection's width, not the cell's: at one parameter budget the cell can be 
 State parts: h (projection wide; the layer's output) and c (units wide).
 """
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from keyboard_lm.training.cells import keras_cell_weights
 
 
 @keras.saving.register_keras_serializable(package="keyboard_lm")
@@ -64,11 +65,10 @@ def build_layer(units, options, name, unroll=False):
 
 
 def step_weights(layer):
-    cell = layer.cell
-    weights = {"kernel": cell.kernel.numpy(), "recurrent": cell.recurrent_kernel.numpy(), "bias": cell.bias.numpy()}
-    if cell.projection_kernel is not None:
-        weights["projection"] = cell.projection_kernel.numpy()
-    return {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    weights = keras_cell_weights(layer)  # the same three as Keras's cells, named alike
+    if layer.cell.projection_kernel is not None:
+        weights["projection"] = layer.cell.projection_kernel.numpy()
+    return weights
 
 
 def step(x, states, w):

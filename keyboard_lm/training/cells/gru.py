@@ -4,21 +4,17 @@ Keras's kernel layout is [z | r | h], with separate input and recurrent biases (
     h' = z h + (1 - z) tanh(x W_h + b_h + r (h R_h + b'_h)).
 """
 import keras
-import numpy as np
 import tensorflow as tf
+
+from keyboard_lm.training.cells import keras_cell_weights
+
+step_weights = keras_cell_weights  # kernel, recurrent kernel, bias
 
 
 def build_layer(units, options, name, unroll=False):
     return keras.layers.GRU(units, return_sequences=True, return_state=True, name=name, unroll=unroll,
                             activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                             recurrent_dropout=0.0, reset_after=True)
-
-
-def step_weights(layer):
-    cell = layer.cell
-    return {"kernel": np.asarray(cell.kernel.numpy(), np.float32),
-            "recurrent": np.asarray(cell.recurrent_kernel.numpy(), np.float32),
-            "bias": np.asarray(cell.bias.numpy(), np.float32)}  # (2, 3 units): input, recurrent
 
 
 def step(x, states, w):

@@ -3,21 +3,17 @@
 Keras's kernel layout is [i | f | c | o]:  c' = f c + i tanh(g),  h' = o tanh(c').
 """
 import keras
-import numpy as np
 import tensorflow as tf
+
+from keyboard_lm.training.cells import keras_cell_weights
+
+step_weights = keras_cell_weights  # kernel, recurrent kernel, bias
 
 
 def build_layer(units, options, name, unroll=False):
     return keras.layers.LSTM(units, return_sequences=True, return_state=True, name=name, unroll=unroll,
                              activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                              recurrent_dropout=0.0)
-
-
-def step_weights(layer):
-    cell = layer.cell
-    return {"kernel": np.asarray(cell.kernel.numpy(), np.float32),
-            "recurrent": np.asarray(cell.recurrent_kernel.numpy(), np.float32),
-            "bias": np.asarray(cell.bias.numpy(), np.float32)}
 
 
 def step(x, states, w):
