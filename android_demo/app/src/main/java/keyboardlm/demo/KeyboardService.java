@@ -1,6 +1,7 @@
 package keyboardlm.demo;
 
 import android.inputmethodservice.InputMethodService;
+import android.util.Log;
 import android.view.Gravity;
 import android.view.KeyEvent;
 import android.view.View;
@@ -8,6 +9,7 @@ import android.view.inputmethod.EditorInfo;
 import android.view.inputmethod.InputConnection;
 import android.widget.Button;
 import android.widget.LinearLayout;
+import java.io.File;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -18,12 +20,14 @@ import keyboardlm.core.KeyboardController;
  * The system keyboard: the suggestion strip above a plain QWERTY layout. A thin adapter:
  * each callback goes to the KeyboardController (core/, where every decision lives and is
  * tested), whose answers come back through the Editor below, applied to the current
- * InputConnection as they are. The model runs on the controller's background thread.
+ * InputConnection as they are. The model runs on the controller's background thread. The
+ * words the user teaches it are loaded at onCreate and saved (on that thread) when input ends.
  */
 public final class KeyboardService extends InputMethodService implements KeyboardController.Editor {
     private static final String[] ROWS = {"qwertyuiop", "asdfghjkl'", "zxcvbnm"};
 
     private ExecutorService worker;
+    private File wordsFile;
     private KeyboardController controller;
     private StripView strip;
     private final List<Button> letters = new ArrayList<>();
@@ -32,11 +36,14 @@ public final class KeyboardService extends InputMethodService implements Keyboar
     public void onCreate() {
         super.onCreate();
         worker = Sessions.worker();
-        controller = Sessions.controller(this, this, worker);  // loads nothing yet: the first field does
+        wordsFile = Sessions.wordsFile(this);
+        // loads no bundle yet (the first field does); the user's words are read now, a small file
+        controller = Sessions.controller(this, this, worker, Sessions.loadWords(this, wordsFile));
     }
 
     @Override
     public void onDestroy() {
+        saveWords();
         controller.close();  // releases the LiteRT interpreter on the worker
         worker.shutdown();
         super.onDestroy();
@@ -98,7 +105,13 @@ public final class KeyboardService extends InputMethodService implements Keyboar
     @Override
     public void onFinishInput() {
         controller.onFinishInput();
+        saveWords();
         super.onFinishInput();
+    }
+
+    /** Saves the words the user taught it, on the worker (nothing is written when they are as saved). */
+    private void saveWords() {
+        controller.saveUserWords(wordsFile, message -> Log.w(Sessions.TAG, message));
     }
 
     @Override

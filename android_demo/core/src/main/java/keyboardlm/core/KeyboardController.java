@@ -1,5 +1,6 @@
 package keyboardlm.core;
 
+import java.io.File;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -12,8 +13,10 @@ import java.util.concurrent.Executor;
  * forward every editor event here and apply what comes back through {@link Editor}.
  *
  * Threads. Every public method is called on the UI thread, and every {@link Editor} call is
- * made on it. The bundle load, the model, the engine and the personal cache are touched only
- * by tasks on {@code worker} (one background thread); strips come back through {@code ui}.
+ * made on it. The bundle load, the model, the engine, the personal cache and the user's words
+ * are touched only by tasks on {@code worker} (one background thread); strips come back
+ * through {@code ui}. The app lists, adds, removes ({@link #withUserWords}) and saves
+ * ({@link #saveUserWords}) the user's words through tasks on the worker too.
  * Each change of the text (or of the field) bumps {@link #generation}; a strip computed for an
  * older generation is dropped, and a tap on a strip shown for an older text does nothing.
  * The worker always applies the latest text (requests coalesce: a prime nobody waits for any
@@ -25,9 +28,10 @@ import java.util.concurrent.Executor;
  * added after its own is typed on; anything else (a touch moved the cursor, the app edited)
  * resets the engine on what it read.
  *
- * Private fields ({@link InputTypes#isPrivate}): no strip, no model call, nothing learned.
- * docs/engine.md §13 specifies this class's part (when it types on and when it resets the
- * engine, shift), §11 private fields.
+ * Private fields ({@link InputTypes#isPrivate}) and fields that are not text: no strip, no
+ * model call, nothing learned (their text never reaches the worker, so no word typed there is
+ * counted towards the user's words). docs/engine.md §13 specifies this class's part (when it
+ * types on and when it resets the engine, shift), §11 private fields, §17 the user's words.
  */
 public final class KeyboardController {
     /** UTF-16 units read before the cursor: enough for the engine's window of CONTEXT_CHARS code points. */
@@ -63,6 +67,12 @@ public final class KeyboardController {
         void setShift(boolean on);
     }
 
+    /** Something the app does with the user's words (list, add, remove them), run on the worker. */
+    public interface WordsTask {
+        /** {@code words}: the controller's user words, or null when it has none. */
+        void run(UserWords words);
+    }
+
     /** A strip as shown: its words, the text each tap leaves, and the generation it belongs to. */
     private static final class Shown {
         final long generation;
@@ -80,6 +90,7 @@ public final class KeyboardController {
     private final BundleSource source;
     private final KeyboardSession.ModelFactory models;
     private final PersonalCache cache;
+    private final UserWords userWords;
     private final Executor worker;
     private final Executor ui;
 
@@ -105,20 +116,31 @@ public final class KeyboardController {
     // worker thread only
     private KeyboardSession session;
     private String loadedManifest;
+    private File savedTo;  // where the user's words were last saved, and what was written
+    private String savedWords;
 
     /**
-     * {@code cache}: the personal cache the engine learns into (null: none); it survives a
-     * bundle that fails or a model that throws. {@code worker}: one background thread (tasks
-     * run in order); {@code ui}: the UI thread.
+     * {@code cache}: the personal cache the engine learns into (null: none); {@code userWords}:
+     * the words the user teaches the keyboard (docs/engine.md §17; null: none, no word is
+     * learned). Both belong to the caller, survive a bundle reload, a bundle that fails and a
+     * model that throws, and are touched only on the worker from here on. {@code worker}: one
+     * background thread (tasks run in order); {@code ui}: the UI thread.
      */
     public KeyboardController(Editor editor, BundleSource source, KeyboardSession.ModelFactory models,
-                              PersonalCache cache, Executor worker, Executor ui) {
+                              PersonalCache cache, UserWords userWords, Executor worker, Executor ui) {
         this.editor = editor;
         this.source = source;
         this.models = models;
         this.cache = cache;
+        this.userWords = userWords;
         this.worker = worker;
         this.ui = ui;
+    }
+
+    /** A controller without user words. */
+    public KeyboardController(Editor editor, BundleSource source, KeyboardSession.ModelFactory models,
+                              PersonalCache cache, Executor worker, Executor ui) {
+        this(editor, source, models, cache, null, worker, ui);
     }
 
     // -- editor events (UI thread) ----------------------------------------------------------
@@ -217,6 +239,42 @@ public final class KeyboardController {
         rearm();
     }
 
+    /**
+     * Runs {@code task} with the user's words on the worker, after the work asked for so far:
+     * the only thread that may touch them. A result goes back to the UI thread through the
+     * app's own executor. The task must not throw ({@link UserWords#add} does for a word it
+     * cannot learn: check {@link UserWords#learnable} first). The strip is then asked again,
+     * so an added or removed word shows (or goes) at once.
+     */
+    public void withUserWords(WordsTask task) {
+        worker.execute(() -> {
+            task.run(userWords);
+            ui.execute(this::refresh);
+        });
+    }
+
+    /**
+     * Saves the user's words to {@code path} ({@link UserWords#save}: written whole, then
+     * renamed) on the worker, after the work asked for so far: the app calls it when input
+     * finishes. Nothing is written without user words, nor when they are as last saved there.
+     * A failure's one-line message goes to {@code failed} on the UI thread (null: dropped).
+     */
+    public void saveUserWords(File path, UserWords.Warning failed) {
+        worker.execute(() -> {
+            if (userWords == null) return;
+            String words = userWords.toJsonText();
+            if (path.equals(savedTo) && words.equals(savedWords)) return;
+            try {
+                userWords.save(path);
+                savedTo = path;
+                savedWords = words;
+            } catch (IOException | RuntimeException e) {
+                String message = path + ": the learned words could not be saved (" + e + ")";
+                if (failed != null) ui.execute(() -> failed.warn(message));
+            }
+        });
+    }
+
     /** Releases the model (the app: onDestroy); the caller shuts the worker down after. */
     public void close() {
         active = false;
@@ -290,6 +348,13 @@ public final class KeyboardController {
         worker.execute(this::work);
     }
 
+    /** The strip again for the same text (the user's words changed). */
+    private void refresh() {
+        if (!active || !suggests) return;
+        generation++;
+        request(false, false);
+    }
+
     private void publish(long of, List<String> words, List<String> after, String message) {
         if (of != generation || !active) return;  // the text changed since: stale
         shown = new Shown(of, words, after);
@@ -333,7 +398,7 @@ public final class KeyboardController {
         }
         if (session != null && session.ready() && manifest != null && manifest.equals(loadedManifest)) return false;
         if (session != null) session.close();
-        session = files == null ? KeyboardSession.failed("no bundle") : KeyboardSession.open(files, models, cache);
+        session = files == null ? KeyboardSession.failed("no bundle") : KeyboardSession.open(files, models, cache, userWords);
         loadedManifest = session.ready() ? manifest : null;
         return true;
     }

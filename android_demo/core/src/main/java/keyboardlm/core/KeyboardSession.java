@@ -25,13 +25,19 @@ public final class KeyboardSession {
         this.message = message;
     }
 
-    /** Loads and verifies the bundle, opens its model, starts an engine on an empty field. */
-    public static KeyboardSession open(BundleFiles files, ModelFactory models, PersonalCache cache) {
+    /**
+     * Loads and verifies the bundle, opens its model, starts an engine on an empty field.
+     * {@code cache}: the personal cache (null: none); {@code userWords}: the words the user
+     * teaches the keyboard (docs/engine.md §17; null: none, no word is learned). Both belong
+     * to the caller and outlive the session (one that fails to open never touches them).
+     */
+    public static KeyboardSession open(BundleFiles files, ModelFactory models, PersonalCache cache, UserWords userWords) {
         StepModel model = null;
         try {
             Bundle bundle = Bundle.load(files);
             model = models.open(bundle);
-            return new KeyboardSession(new KeyboardEngine(bundle, model, cache, true), model, null);
+            KeyboardEngine engine = new KeyboardEngine(bundle, model, cache, true, bundle.stripSize, userWords);
+            return new KeyboardSession(engine, model, null);
         } catch (BundleException e) {
             return failed(e.getMessage(), model);
         } catch (Exception | LinkageError e) {  // e.g. IllegalArgumentException from LiteRT, a missing native library
@@ -39,8 +45,13 @@ public final class KeyboardSession {
         }
     }
 
+    /** A session without user words. */
+    public static KeyboardSession open(BundleFiles files, ModelFactory models, PersonalCache cache) {
+        return open(files, models, cache, null);
+    }
+
     public static KeyboardSession open(BundleFiles files, ModelFactory models) {
-        return open(files, models, null);
+        return open(files, models, null, null);
     }
 
     /** A session with no engine: {@code message} (after "No suggestions: ") and an empty strip. */

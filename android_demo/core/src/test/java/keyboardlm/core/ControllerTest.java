@@ -241,6 +241,19 @@ class ControllerTest {
         return new KeyboardController(editor, BundleSource.of(BundleFiles.directory(dir)), models, cache, worker, ui);
     }
 
+    private KeyboardController controller(RecordingEditor editor, PersonalCache cache, UserWords words) {
+        return new KeyboardController(editor, BundleSource.of(BundleFiles.directory(dir)), models, cache, words, worker, ui);
+    }
+
+    /** The field before is left, a new one of {@code inputType} starts empty, {@code keys} are typed, the worker catches up. */
+    private void field(KeyboardController controller, RecordingEditor editor, int inputType, int imeOptions, String keys) {
+        controller.onFinishInput();
+        editor.set("", 0);
+        controller.onStartInput(inputType, imeOptions);
+        type(controller, editor, keys);
+        settle();
+    }
+
     /** Lets the worker and then the UI thread catch up. */
     private void settle() {
         while (worker.runAll() + ui.runAll() > 0) {
@@ -622,5 +635,198 @@ class ControllerTest {
         controller.onEnter();
         assertEquals("Ok\n", editor.text());
         assertTrue(editor.shift, "a new line starts a sentence");
+    }
+
+    // -- the user's words (docs/engine.md §17) --------------------------------------------
+
+    private static final String NAME = "Kasia";  // outside the toy vocabulary, and no vocabulary word starts with "k"
+
+    @Test
+    void aNameTypedTwiceInANormalFieldIsOfferedFromItsFirstLettersTheThirdTime() {
+        assertEquals(Vocabulary.UNK_ID, bundle.vocabulary.id("kasia"));
+        UserWords words = new UserWords();
+        RecordingEditor editor = new RecordingEditor("");
+        KeyboardController controller = controller(editor, null, words);
+        field(controller, editor, TEXT, 0, "see you " + NAME + " . see you Ka");
+        assertEquals("See you Kasia . See you Ka", editor.text());
+        assertEquals(Collections.emptyList(), editor.lastStrip(), "learned after one commit");
+        assertEquals("[]", words.words().toString());
+        field(controller, editor, TEXT, 0, "i will call " + NAME + " tomorrow . ");
+        assertEquals("[Kasia 2]", words.words().toString());
+        field(controller, editor, TEXT, 0, "see you k");
+        assertEquals(Collections.singletonList(NAME), editor.lastStrip(), "offered from its first letter, in its own case");
+        controller.onTap(0);
+        editor.report(controller);
+        assertEquals("See you Kasia ", editor.text());
+        settle();
+        assertEquals("[Kasia 3]", words.words().toString(), "the tapped word is committed too");
+        // backspacing into the word takes its commit back
+        type(controller, editor, "\b\b");
+        settle();
+        assertEquals("[Kasia 2]", words.words().toString());
+    }
+
+    @Test
+    void aNameTypedInAPasswordOrNoSuggestionsFieldIsNeverLearned() {
+        int[][] fields = {
+            {TEXT | InputTypes.TYPE_TEXT_VARIATION_PASSWORD, 0},
+            {TEXT | InputTypes.TYPE_TEXT_VARIATION_VISIBLE_PASSWORD, 0},
+            {TEXT | InputTypes.TYPE_TEXT_VARIATION_WEB_PASSWORD, 0},
+            {InputTypes.TYPE_CLASS_NUMBER | InputTypes.TYPE_NUMBER_VARIATION_PASSWORD, 0},
+            {TEXT | InputTypes.TYPE_TEXT_FLAG_NO_SUGGESTIONS, 0},
+            {TEXT, InputTypes.IME_FLAG_NO_PERSONALIZED_LEARNING},
+            {InputTypes.TYPE_CLASS_NUMBER, 0},
+        };
+        UserWords words = new UserWords();
+        RecordingEditor editor = new RecordingEditor("");
+        KeyboardController controller = controller(editor, null, words);
+        field(controller, editor, TEXT, 0, "see you ");  // an ordinary field first: the engine is there, with the words
+        assertTrue(models.steps.get() > 0);
+        for (int[] field : fields) {
+            assertFalse(InputTypes.suggests(field[0], field[1]));
+            int steps = models.steps.get();
+            field(controller, editor, field[0], field[1], NAME + " " + NAME + " . ");
+            field(controller, editor, field[0], field[1], "call " + NAME + " tomorrow . " + NAME + " ");
+            // a field that opens with the name, a cursor jump there, and typing on after it
+            controller.onFinishInput();
+            editor.set(NAME + " ", 6);
+            controller.onStartInput(field[0], field[1]);
+            editor.set(NAME + " " + NAME + " ", 12);
+            editor.report(controller);
+            type(controller, editor, NAME + " ");
+            settle();
+            assertEquals(NAME + " " + NAME + " " + NAME + " ", editor.text());
+            assertEquals(steps, models.steps.get(), "a private field stepped the model");
+            assertEquals("[]", words.words().toString());
+            assertFalse(words.toJsonText().contains("asia"), "a private field counted a commit: " + words.toJsonText());
+        }
+        // back in an ordinary field: nothing offered; the name typed there once counts (the test sees a commit)
+        field(controller, editor, TEXT, 0, "see you Ka");
+        assertEquals(Collections.emptyList(), editor.lastStrip());
+        type(controller, editor, "sia ");
+        settle();
+        assertTrue(words.toJsonText().contains("[[\"Kasia\", 1]]"), words.toJsonText());
+        assertEquals("[]", words.words().toString());
+    }
+
+    @Test
+    void theUserWordsSurviveABundleReloadABadBundleAndAFailingModel() throws Exception {
+        UserWords words = new UserWords();
+        RecordingEditor editor = new RecordingEditor("");
+        KeyboardController controller = controller(editor, null, words);
+        field(controller, editor, TEXT, 0, "see you " + NAME + " . ");
+        field(controller, editor, TEXT, 0, "call " + NAME + " . ");
+        assertEquals("[Kasia 2]", words.words().toString());
+        byte[] good = Bytes.readAll(new FileInputStream(new File(dir, "manifest.json")));
+        JSONObject manifest = new JSONObject(new String(good, Bytes.UTF8));
+        write("manifest.json", manifest.put("pushed", "v2").toString(2).getBytes(Bytes.UTF8));  // adb push of a new bundle
+        field(controller, editor, TEXT, 0, "see you Ka");
+        assertEquals(2, models.opened.size());
+        assertEquals("v2", models.bundles.get(1).manifest.optString("pushed"));
+        assertEquals(Collections.singletonList(NAME), editor.lastStrip(), "the reloaded engine lost the user's words");
+        // a bad bundle: no suggestions, and the words kept
+        write("manifest.json", "{not json".getBytes(Bytes.UTF8));
+        field(controller, editor, TEXT, 0, "see you " + NAME + " . ");
+        assertNotNull(editor.messages.get(editor.messages.size() - 1));
+        assertEquals("[Kasia 2]", words.words().toString());
+        // fixed, then the model throws while the name is typed
+        write("manifest.json", good);
+        field(controller, editor, TEXT, 0, "see you ");
+        assertEquals(3, models.opened.size());
+        models.opened.get(2).throwAt = models.steps.get() + 1;
+        type(controller, editor, NAME + " . ");
+        settle();
+        String message = editor.messages.get(editor.messages.size() - 1);
+        assertTrue(message != null && message.contains("the model failed"), String.valueOf(message));
+        field(controller, editor, TEXT, 0, "see you Ka");
+        assertEquals(4, models.opened.size());
+        assertNull(editor.messages.get(editor.messages.size() - 1));
+        assertEquals(Collections.singletonList(NAME), editor.lastStrip());
+        assertTrue(words.learned("kasia"));
+    }
+
+    @Test
+    void theAppListsEditsAndSavesTheWordsOnTheWorker() throws Exception {
+        ExecutorService background = Executors.newSingleThreadExecutor();
+        try {
+            Thread workerThread = background.submit(Thread::currentThread).get(20, TimeUnit.SECONDS);
+            UserWords words = new UserWords();
+            RecordingEditor editor = new RecordingEditor("");
+            KeyboardController controller = new KeyboardController(editor, BundleSource.of(BundleFiles.directory(dir)),
+                    models, null, words, background, ui);
+            for (String keys : new String[] {"see you " + NAME + " . ", "call " + NAME + " . "}) {
+                editor.set("", 0);
+                controller.onStartInput(TEXT, 0);
+                type(controller, editor, keys);
+                idle(background);
+                controller.onFinishInput();
+            }
+            File path = UserWords.wordsPath(new File(dir, "cache.json"));
+            List<String> said = Collections.synchronizedList(new ArrayList<String>());
+            controller.saveUserWords(path, said::add);
+            idle(background);
+            assertEquals("[Kasia 2]", UserWords.load(path).words().toString());
+            assertTrue(path.delete());
+            controller.saveUserWords(path, said::add);  // as saved: not written again
+            idle(background);
+            assertFalse(path.exists());
+            // listed, removed and added back on the worker; the strip follows at once
+            editor.set("", 0);
+            controller.onStartInput(TEXT, 0);
+            type(controller, editor, "see you ");
+            idle(background);
+            type(controller, editor, "k");  // one key: a strip the worker showed for "K" would be passed over at "Ka" (§6)
+            idle(background);
+            assertEquals(Collections.singletonList(NAME), editor.lastStrip());
+            List<String> listed = Collections.synchronizedList(new ArrayList<String>());
+            Set<Thread> ran = Collections.synchronizedSet(new HashSet<Thread>());
+            controller.withUserWords(w -> {
+                ran.add(Thread.currentThread());
+                listed.add(w.words().toString());
+                w.remove(NAME);
+            });
+            idle(background);
+            assertEquals(Collections.singletonList("[Kasia 2]"), listed);
+            assertEquals(Collections.emptyList(), editor.lastStrip(), "a removed word stayed on the strip");
+            controller.withUserWords(w -> {
+                ran.add(Thread.currentThread());
+                w.add("Kasia");
+            });
+            idle(background);
+            assertEquals(Collections.singletonList(NAME), editor.lastStrip());
+            assertEquals(Collections.singleton(workerThread), ran);
+            assertFalse(models.threads.contains(Thread.currentThread()), "a model call ran on the UI thread");
+            assertEquals(Collections.singleton(Thread.currentThread()), new HashSet<>(editor.threads),
+                    "an editor call ran off the UI thread");
+            controller.saveUserWords(path, said::add);  // changed since: written
+            idle(background);
+            assertEquals(words.toJsonText(), new String(Bytes.readAll(new FileInputStream(path)), Bytes.UTF8));
+            assertTrue(said.isEmpty(), said.toString());
+            File nowhere = new File(new File(dir, "missing"), "cache.words.json");
+            controller.saveUserWords(nowhere, said::add);
+            idle(background);
+            assertEquals(1, said.size());
+            assertTrue(said.get(0).startsWith(nowhere + ": the learned words could not be saved"), said.get(0));
+            // a controller without user words: the task gets none, nothing is saved
+            KeyboardController none = new KeyboardController(new RecordingEditor(""),
+                    BundleSource.of(BundleFiles.directory(dir)), models, null, background, ui);
+            List<UserWords> given = Collections.synchronizedList(new ArrayList<UserWords>());
+            none.withUserWords(given::add);
+            File other = new File(dir, "other.words.json");
+            none.saveUserWords(other, said::add);
+            idle(background);
+            assertEquals(Collections.singletonList((UserWords) null), given);
+            assertFalse(other.exists());
+            assertEquals(1, said.size());
+        } finally {
+            background.shutdownNow();
+        }
+    }
+
+    /** Lets a real worker thread and then the UI queue catch up, until both are idle. */
+    private void idle(ExecutorService background) throws Exception {
+        do {
+            background.submit(() -> { }).get(20, TimeUnit.SECONDS);
+        } while (ui.runAll() > 0);
     }
 }
