@@ -60,6 +60,14 @@ NON_NEGATIVE_INT = _number(int, 0)
 POSITIVE = _number(float, 0, low_open=True)
 NON_NEGATIVE = _number(float, 0)
 FRACTION = _number(float, 0, 1, high_open=True)  # [0, 1)
+_PERCENT = _number(float, 0, 1000, high_open=True)
+
+
+def _percent_or_none(text):
+    """A percent in [0, 1000) as a share (2 -> 0.02), or none."""
+    if text.strip().lower() == "none":
+        return None
+    return _PERCENT(text) / 100
 
 
 def _add_overwrite(parser, what):
@@ -312,7 +320,7 @@ def cmd_personalize(args):
         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, patience=args.patience,
         anchor=args.anchor, freeze=args.freeze, dropout=args.dropout,
         final_pass=args.final_pass, holdout=args.holdout, max_minutes=args.max_minutes,
-        general_limit=args.general_limit, ksr_limit=args.ksr_limit,
+        general_limit=args.general_limit, ksr_limit=args.ksr_limit, max_forgetting=args.max_forgetting,
         quantize=None if args.quantize == "none" else args.quantize,
         quantize_fallback=None if args.quantize_fallback == "none" else args.quantize_fallback,
         threads=args.threads, seed=args.seed, paragraphs=args.paragraphs, replace_bad_bytes=args.replace_bad_bytes)
@@ -347,6 +355,10 @@ def _add_personalize_parser(commands):
     p.add_argument("--general", help="general text for the forgetting check: a corpus name or file "
                                      "(default: the base corpus's test split)")
     p.add_argument("--general-limit", type=POSITIVE_INT, default=d.general_limit, help="general messages used")
+    p.add_argument("--max-forgetting", type=_percent_or_none, default=d.max_forgetting, metavar="PERCENT",
+                   help=f"the largest rise of the general loss, in percent, a shipped model may have (default "
+                        f"{100 * d.max_forgetting:g}; none: no guard); over it the run backs off to the chosen "
+                        "epoch without the final pass, a blend with the base, or the base, and says which")
     p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
     p.add_argument("--learning-rate", type=POSITIVE, default=d.learning_rate)
     p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size)
@@ -754,12 +766,15 @@ def _run(args, verbose):
     """The command; its failure as one line and exit status 1."""
     try:
         with quiet_native_output(enabled=not verbose):
-            args.func(args)
+            try:
+                args.func(args)
+            except Exception:
+                if _signalled:  # SIGTERM arrived inside a library that reported it as an error of its own
+                    raise _Terminated() from None  # (not a failure: no native messages replayed)
+                raise
     except (KeyboardInterrupt, _Terminated, SystemExit):
         raise
     except BaseException as e:
-        if _signalled:  # SIGTERM arrived inside a library that reported it as an error of its own
-            raise _Terminated() from None
         if isinstance(e, KblmError):
             return _fail(str(e))
         if isinstance(e, OSError):  # a path that cannot be read or written: one line naming it
