@@ -80,6 +80,7 @@ EARLIER = [
     ("personalize", "base whose vocabulary is not the one it trained with", "tests/keyboard_lm/test_personalize.py::test_bad_user_text_leaves_nothing_behind"),
     ("personalize", "failure mid-way: no run left, base untouched", "tests/keyboard_lm/test_personalize.py::test_a_failure_mid_way_leaves_no_run_and_the_base_untouched"),
     ("personalize", "quantization too lossy: falls back, or fails with none", "tests/keyboard_lm/test_personalize.py::test_a_bundle_that_quantizes_badly_falls_back"),
+    ("personalize", "--max-forgetting not a percent in [0, 1000) or none", "tests/keyboard_lm/test_forgetting_guard.py::test_a_bad_limit_is_refused_before_any_work"),
     ("personalize --users", "one bad user: reported, others done, exit 1; resume", "tests/keyboard_lm/test_personalize.py::test_many_users_in_parallel_resume_and_survive_a_bad_user"),
 ]
 

@@ -34,8 +34,10 @@ is reported in the summary without stopping the others.
 The parts, each importing only those before it:
 
     options.py    PersonalizeOptions, the limits, the checks of the user's text
+    guard.py      the forgetting guard: what ships when the general loss rose over the limit
     fine_tune.py  the fine-tune: freezing, the pull toward the base, early stopping on the
-                  held-out slice, the final pass (both through keyboard_lm.training.loop)
+                  held-out slice, the final pass (both through keyboard_lm.training.loop),
+                  then the guard
     report.py     keystroke savings through the harness; the report's and summary's text
     single.py     ``personalize``: one user, from text to run directory, bundle and report
     many.py       ``personalize_many``: the users directory, the process pool, resuming

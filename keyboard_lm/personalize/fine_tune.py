@@ -9,7 +9,8 @@ How: the base's optimizer at a small constant rate, optionally with layers froze
 ``anchor * sum((w - w_base)^2)`` toward the base weights (``Steps``' penalty); epochs run
 through ``keyboard_lm.training.loop.fit`` with early stopping on the held-out slice, and a
 checkpoint that saves only epochs beating the base there. The final pass is one more epoch
-(``loop.train_epoch``, the loop ``fit`` runs each epoch) over all the user's text.
+(``loop.train_epoch``, the loop ``fit`` runs each epoch) over all the user's text. Last,
+the forgetting guard (``guard.py``) picks what ships if the general loss rose over the limit.
 """
 import dataclasses
 import json
@@ -130,13 +131,14 @@ def fine_tune(base, tmp, model_config, base_train, vocab, options, train_message
         atomic_write_text(paths.best_record, json.dumps({"epoch": 0, "val_perplexity": base_held["perplexity"]}) + "\n")
     record = json.loads(paths.best_record.read_text())
     budget = None if options.max_minutes is None else 60 * options.max_minutes
-    chosen_eval, pass_seconds = None, None
+    chosen_eval, pass_seconds, chosen_weights = None, None, None
     if options.final_pass and record["epoch"] and (budget is None or seconds < budget):
         # The held-out slice chose the epoch; now the model learns from it too: it is the
         # user's latest text. (best.json's held-out figures describe the epoch before this pass.)
         if eval_messages is None:  # the slice is about to be seen: keep the chosen epoch's figures on it
             chosen_eval = {key[len("val_"):]: value for key, value in record.items() if key.startswith("val_")}
             chosen_known = summarize(evaluate(steps, datasets["eval_known"]))  # the best weights, before the pass
+        chosen_weights = model.get_weights()  # the guard's first step back
         before_final_pass()
         pass_started = time.monotonic()
         everything = make_dataset(train_messages + held_messages, vocab, pipeline, training=True)
@@ -146,6 +148,12 @@ def fine_tune(base, tmp, model_config, base_train, vocab, options, train_message
         pass_seconds = time.monotonic() - pass_started
         seconds = time.monotonic() - tuned
     after = measure()
+    guard = _guard(model, model_config, steps, datasets["general"], options.max_forgetting, base_weights,
+                   chosen_weights, before["general"]["loss"], after["general"]["loss"])
+    if guard and guard["backed_off"]:  # another model ships: save it, measure it (it never saw the slice)
+        portable_copy(model, model_config).save(paths.best_model)
+        atomic_write_text(paths.best_record, json.dumps({**record, "forgetting_guard": guard["shipped"]}) + "\n")
+        after, chosen_eval, pass_seconds = measure(), None, None
     if chosen_eval is not None:
         after["eval"], after["eval_known"] = chosen_eval, chosen_known
     metrics = {"status": "complete", "parameters": int(model.count_params()),
@@ -160,7 +168,27 @@ def fine_tune(base, tmp, model_config, base_train, vocab, options, train_message
             "user_after_before_final_pass": chosen_eval is not None,
             "train_messages": len(train_messages), "held_out_messages": len(held_messages),
             "eval_messages": len(eval_messages or held_messages), "general_messages": len(general_messages),
-            "trainable_parameters": metrics["trainable_parameters"], "best_epoch": metrics["best"].get("epoch")}
+            "trainable_parameters": metrics["trainable_parameters"], "best_epoch": metrics["best"].get("epoch"),
+            "forgetting_guard": guard}
+
+
+def _guard(model, model_config, steps, general, limit, base_weights, chosen_weights, base_loss, final_loss):
+    """Applies the forgetting guard (personalize/guard.py) to ``model``; its record, or None when off."""
+    from keyboard_lm.personalize.guard import limit_forgetting
+    from keyboard_lm.training.loop import evaluate
+    from keyboard_lm.training.metrics import summarize
+
+    if limit is None:
+        return None
+
+    def general_loss(weights):
+        model.set_weights(weights)
+        return summarize(evaluate(steps, general))["loss"]
+
+    shipped, record = limit_forgetting(model.get_weights(), chosen_weights, base_weights, general_loss,
+                                       base_loss, limit, final_loss)
+    model.set_weights(shipped)
+    return record
 
 
 def _final_pass(steps, everything, deadline, progress):

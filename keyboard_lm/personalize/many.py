@@ -126,6 +126,6 @@ def finished(out, base, options):
     # Options added since, as runs made before them behaved (a run that finished without the
     # fallback never needed it).
     older = {"dropout": None, "final_pass": False, "quantize_fallback": "float16", "paragraphs": False,
-             "replace_bad_bytes": False}
+             "replace_bad_bytes": False, "max_forgetting": None}
     had = {k: v for k, v in {**older, **config["options"]}.items() if k != "threads"}
     return config["base"] == str(base) and had == wanted

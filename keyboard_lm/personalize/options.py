@@ -29,6 +29,9 @@ class PersonalizeOptions:
     holdout: float = 0.1  # share of the user's messages held out for early stopping
     max_minutes: float | None = None
     general_limit: int = 2000  # general-text messages for the forgetting check
+    # the forgetting guard: the largest relative rise of the general loss a shipped model may
+    # have (0.02 = 2%; None: off). Over it, the run backs off (personalize/guard.py)
+    max_forgetting: float | None = 0.02
     ksr_limit: int = 200  # user messages replayed through the harness (0: skip)
     quantize: str | None = "dynamic_int8"  # the bundle to export (None: no export)
     # exported instead when ``quantize`` loses more top-3 than the export's tolerance (None: fail)
@@ -45,6 +48,8 @@ class PersonalizeOptions:
             raise KblmError(f"holdout must be in (0, 0.5); got {self.holdout}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise KblmError(f"dropout must be in [0, 1); got {self.dropout}")
+        if self.max_forgetting is not None and not 0 <= self.max_forgetting < 10:
+            raise KblmError(f"max_forgetting must be a share in [0, 10) (0.02 = 2%); got {self.max_forgetting}")
         if self.epochs < 1 or self.learning_rate <= 0 or self.anchor < 0:
             raise KblmError("epochs and learning_rate must be positive and anchor >= 0; got "
                             f"{self.epochs}, {self.learning_rate}, {self.anchor}")

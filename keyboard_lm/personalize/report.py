@@ -34,7 +34,9 @@ def keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
 
 def summary_row(report):
     """The summary table's row of a user's report (its figures before -> after)."""
+    guard = report.get("forgetting_guard") or {}
     row = {"words": report["words"], "seconds": report["seconds_total"],
+           "shipped": guard.get("shipped", "fine-tuned (no guard)"),
            "finetune_seconds": report["finetune_seconds"], "bundle": report.get("bundle_quantization", "")}
     for when in ("before", "after"):
         row[f"user_ppl_{when}"] = report[when]["eval"]["perplexity"]
@@ -46,16 +48,17 @@ def summary_row(report):
 
 
 def format_summary(rows):
-    lines = ["| user | status | words | user ppl | user top-3 | general ppl | KSR | seconds | bundle |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| user | status | words | user ppl | user top-3 | general ppl | KSR | shipped | seconds | bundle |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if row["status"] == "failed":
-            lines.append(f"| {row['user']} | failed: {row['error']} | | | | | | | |")
+            lines.append(f"| {row['user']} | failed: {row['error']} | | | | | | | | |")
             continue
         ksr = (f"{row['ksr_before']:.1%} → {row['ksr_after']:.1%}" if "ksr_before" in row else "")
         lines.append(f"| {row['user']} | {row['status']} | {row['words']:,} | {row['user_ppl_before']:.1f} → "
                      f"{row['user_ppl_after']:.1f} | {row['user_top3_before']:.1%} → {row['user_top3_after']:.1%} | "
-                     f"{row['general_ppl_before']:.1f} → {row['general_ppl_after']:.1f} | {ksr} | {row['seconds']:.0f} | "
+                     f"{row['general_ppl_before']:.1f} → {row['general_ppl_after']:.1f} | {ksr} | {row.get('shipped', '')} | "
+                     f"{row['seconds']:.0f} | "
                      f"{row.get('bundle', '')} |")
     return "\n".join(lines)
 
@@ -71,6 +74,10 @@ def format_report(report):
         text += f" (top-3 over known words {b['eval_known']['top3']:.1%} -> {a['eval_known']['top3']:.1%})"
     if "ksr" in report:
         text += f"; KSR {report['ksr']['before']['ksr']:.1%} -> {report['ksr']['after']['ksr']:.1%}"
+    guard = report.get("forgetting_guard")
+    if guard and guard["backed_off"]:
+        text += (f"; forgetting guard: shipped {guard['shipped']} (general loss +{guard['shipped_rise']:.1%}), "
+                 f"as {guard['why']}")
     if "quantize_fallback_reason" in report:
         text += f"; bundle in {report['bundle_quantization']} ({report['quantize_fallback_reason']})"
     return text + (f" (fine-tune {report['finetune_seconds']:.0f} s, total {report['seconds_total']:.0f} s, "

@@ -76,6 +76,8 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                            eval_messages if eval_texts else None, general_messages, progress, before_final_pass)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
                   "known_words": known, **result, "warnings": warnings}
+        if (result["forgetting_guard"] or {}).get("backed_off"):
+            replayed = tmp / "bundle"  # the shipped model never saw the held-out slice: replay it
         if options.quantize:
             report["bundle_quantization"], fallback_reason = _export_bundle(tmp, options, tmp / "bundle", cache_dir)
             if fallback_reason:

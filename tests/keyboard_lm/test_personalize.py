@@ -19,7 +19,9 @@ from tests.keyboard_lm.test_training import saved_groups
 # This user goes to the park, not to the station the base corpus mostly talks about.
 USER_SENTENCES = ["see you at the park tonight !", "we met at the park .", "are you at the park ?",
                   "i will call you at the park .", "see you at the park soon ."]
-FAST = dict(epochs=3, learning_rate=1e-2, batch_size=8, general_limit=200, ksr_limit=0, quantize=None)
+# (the forgetting guard off: these tests look at the fine-tune itself; its own tests turn it on)
+FAST = dict(epochs=3, learning_rate=1e-2, batch_size=8, general_limit=200, ksr_limit=0, quantize=None,
+            max_forgetting=None)
 
 
 def write_user(path, sentences=USER_SENTENCES, count=120, seed=0):
@@ -95,7 +97,8 @@ def test_the_final_pass_learns_the_held_out_slice_and_the_report_stays_held_out(
     tail = [latest if i % 2 else USER_SENTENCES[i % 5] for i in range(13)]  # round(133 * 0.1) held out
     user.write_text(user.read_text() + "\n".join(tail) + "\n")
     common = ["personalize", "--base", str(toy_run), "--texts", str(user), "--epochs", "3", "--learning-rate",
-              "1e-2", "--batch-size", "8", "--general-limit", "100", "--ksr-limit", "20", "--quantize", "float32"]
+              "1e-2", "--batch-size", "8", "--general-limit", "100", "--ksr-limit", "20", "--quantize", "float32",
+              "--max-forgetting", "none"]
     assert main([*common, "--out", str(tmp_path / "with")]) == 0
     assert main([*common, "--out", str(tmp_path / "without"), "--no-final-pass"]) == 0
     runs = ("with", "without")
