@@ -1,9 +1,10 @@
-"""Keystroke savings, next-word accuracy and per-keystroke latency: keyboard-lm's mobile
-dynamic-int8 bundle against Presage (trigram on the same train split), in the same
+"""Keystroke savings, next-word accuracy and per-keystroke latency: keyboard-lm's
+dynamic-int8 bundles against Presage (trigram on the same train split), in the same
 simulator on the same text. Also bundle load -> first suggestion time.
 
-Run: ``python benchmarks/keystroke_savings.py`` after benchmarks/quality.py (it exports the
-quality runs). Writes benchmarks/results/keystroke_savings.{json,md}. Each bundle runs
+Run: ``python benchmarks/keystroke_savings.py`` after benchmarks/cells.py (its four runs,
+30 minutes each: ``mobile`` and ``cifg`` on Brown, Bengio's protocol and vocabulary, and on
+nlp-corpus, the default 10,000 words). Writes benchmarks/results/keystroke_savings.{json,md}. Each bundle runs
 without a lexicon, with the training text's (``--lexicon train``) and with wordfreq's
 100,000 words added (docs/engine.md §16); "reachable" is the share of the text's words the
 strip could ever show. ``--limit N`` (first N sentences) and ``--setup CORPUS=RUN`` make a
@@ -22,10 +23,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from benchmarks.common import write_results  # noqa: E402
 
 SENTENCES = 300
-SETUPS = {  # corpus -> run trained by benchmarks/quality.py
-    "brown": "runs/bench/brown-bengio-mobile",
-    "nlp-corpus": "runs/bench/nlp-corpus-mobile",
-}
+SETUPS = [  # (corpus, run trained by benchmarks/cells.py), each as a dynamic_int8 bundle
+    ("brown", "runs/bench/cells-brown-mobile"),
+    ("brown", "runs/bench/cells-brown-cifg"),
+    ("nlp-corpus", "runs/bench/cells-nlp-corpus-mobile"),
+    ("nlp-corpus", "runs/bench/cells-nlp-corpus-cifg"),
+]
+
+
+def model_label(run):
+    """'lstm 256' or 'cifg 560->96', from the run's config."""
+    import json
+
+    with open(os.path.join(run, "config.json")) as f:
+        model = json.load(f)["model"]
+    projection = (model.get("cell_options") or {}).get("projection")
+    units = "+".join(str(u) for u in model["rnn_units"])
+    return f"{model['cell']} {units}" + (f"->{projection}" if projection else "")
 
 
 def load_time(bundle_dir):
@@ -62,27 +76,32 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=SENTENCES, help=f"test sentences (default {SENTENCES})")
     parser.add_argument("--setup", action="append", metavar="CORPUS=RUN", help="replace the runs (quick runs)")
     args = parser.parse_args(argv)
-    setups = dict(item.split("=", 1) for item in args.setup) if args.setup else SETUPS
+    setups = [tuple(item.split("=", 1)) for item in args.setup] if args.setup else SETUPS
     quick = args.limit != SENTENCES or bool(args.setup)
     rows = []
-    for corpus_name, run in setups.items():
-        bundle_dir = os.path.join("runs/bench", f"{corpus_name}-bundle")
+    presage_done = set()
+    for corpus_name, run in setups:
+        bundle_dir = os.path.join("runs/bench", f"ksr-{os.path.basename(run)}-bundle")
         export_run(run, "dynamic_int8", bundle_dir, lexicon="none")
         corpus = load_corpus(corpus_name)
         messages = corpus.splits["test"][:args.limit]
         text = f"{corpus_name} test, first {args.limit}"
         first_ms, engine = load_time(bundle_dir)
-        repeating = open_engine(bundle_dir, no_repeat=False)
-        setups_here = [(EnginePredictor(engine, "keyboard-lm mobile dynamic_int8, no lexicon"), first_ms),
-                       (EnginePredictor(repeating, "  same, re-offering passed-over words"), ""),
-                       (presage_predictor_for(corpus_name), "")]
+        setups_here = [(EnginePredictor(engine, f"keyboard-lm {model_label(run)} dynamic_int8, no lexicon"),
+                        first_ms)]
+        if corpus_name not in presage_done:  # what the no-repeat strip adds, once per text
+            setups_here.append((EnginePredictor(open_engine(bundle_dir, no_repeat=False),
+                                                "  same, re-offering passed-over words"), ""))
         for source, size, label in (("train", None, "training-text lexicon"),
                                     ("wordfreq:en", 100_000, "training text + wordfreq:en, 100k words")):
             lexicon_dir, words = with_lexicon(bundle_dir, corpus, run, source, size)
             ms, lexicon_engine = load_time(lexicon_dir)
-            setups_here.insert(-1, (EnginePredictor(lexicon_engine, f"  same + {label} ({words:,} words, "
-                                                    f"{os.path.getsize(os.path.join(lexicon_dir, 'lexicon.tsv.gz')):,} bytes)"),
-                                    ms))
+            size_bytes = os.path.getsize(os.path.join(lexicon_dir, "lexicon.tsv.gz"))
+            setups_here.append((EnginePredictor(lexicon_engine, f"  same + {label} ({words:,} words, "
+                                                f"{size_bytes:,} bytes)"), ms))
+        if corpus_name not in presage_done:
+            setups_here.append((presage_predictor_for(corpus_name), ""))
+            presage_done.add(corpus_name)
         for predictor, load_ms in setups_here:
             report = simulate(predictor, messages, progress=False)
             reachable = report.get("reachable")

@@ -84,7 +84,9 @@ class KeyboardEngine:
         tokens = self.vocab.tokens  # suggestible: vocabulary words, no specials or punctuation (§3)
         self.suggestible = np.array([i >= len(SPECIAL_TOKENS) and tokenization.is_word(t)
                                      for i, t in enumerate(tokens)])
-        keyed = sorted((tokenization.lowercase(t), i) for i, t in enumerate(tokens) if self.suggestible[i])
+        ids = np.flatnonzero(self.suggestible)
+        lowered = tokenization.lowercase("\n".join(tokens[i] for i in ids)).split("\n")  # one call: 1:1, per character
+        keyed = sorted(zip(lowered, ids.tolist())) if len(ids) else []
         self._keys = [k for k, _ in keyed]
         self._key_ids = np.array([i for _, i in keyed], np.int64)
         self.reset()

@@ -110,7 +110,7 @@ class Lexicon:
         # the 1:1 table (§16): bytes.lower() on ASCII, the table itself on the non-ASCII runs
         keys = _NON_ASCII.sub(lambda run: tokenization.lowercase(run.group()),
                               joined.encode("utf-8").lower().decode("utf-8")).split("\n") if words else []
-        if keys != sorted(keys) or any(map(operator.eq, keys, keys[1:])):
+        if any(map(operator.ge, keys, keys[1:])):  # strictly increasing: sorted, each word once
             number = next(i for i, (a, b) in enumerate(zip(keys, keys[1:]), 2) if not a < b)
             raise KblmError(f"{where}: line {number}: {words[number - 1]!r} is out of order or repeats a "
                             "word (the lines are sorted by word, each word once)")
