@@ -212,7 +212,8 @@ def test_many_users_in_parallel_resume_and_survive_a_bad_user(toy_run, tmp_path,
     write_user(users / "carol.txt", count=5)  # too short
     out = tmp_path / "runs"
     args = ["personalize", "--base", str(toy_run), "--users", str(users), "--out", str(out), "--jobs", "2",
-            "--epochs", "1", "--ksr-limit", "0", "--quantize", "none", "--general-limit", "100"]
+            "--epochs", "1", "--ksr-limit", "0", "--quantize", "none", "--general-limit", "100",
+            "--max-forgetting", "none"]  # the batch's mechanics (the guard: test_forgetting_guard)
     assert main(args) == 1  # carol failed, the others did not
     summary = {row["user"]: row for row in json.loads((out / "summary.json").read_text())}
     assert summary["alice"]["status"] == summary["bob"]["status"] == "personalized"

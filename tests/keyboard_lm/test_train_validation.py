@@ -254,7 +254,7 @@ def test_personalize_warns_when_most_words_are_unknown(toy_run, tmp_path, capsys
     texts = tmp_path / "marie.txt"
     texts.write_text("\n".join(FRENCH[i] for i in rng.integers(0, len(FRENCH), 120)) + "\n", encoding="utf-8")
     options = PersonalizeOptions(epochs=2, learning_rate=1e-2, batch_size=8, general_limit=50, ksr_limit=0,
-                                 quantize=None, final_pass=False)
+                                 quantize=None, final_pass=False, max_forgetting=None)  # the fine-tune's own figures
     report = personalize(toy_run, texts, tmp_path / "marie", options, progress=False)
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("kblm: warning:")]
     assert len(warnings) == 1 and "of the user's words are not in the base vocabulary" in warnings[0]
