@@ -390,16 +390,19 @@ class ControllerTest {
         assertEquals("we met at the " + word + " ", editor.text());
     }
 
-    @Test
-    void privateFieldsShowNoStripStepNothingAndLearnNothing() throws Exception {
-        int[][] fields = {
+    /** {inputType, imeOptions} of every field kind InputTypes treats as private. */
+    private static final int[][] PRIVATE_FIELDS = {
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_PASSWORD, 0},
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_VISIBLE_PASSWORD, 0},
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_WEB_PASSWORD, 0},
             {InputTypes.TYPE_CLASS_NUMBER | InputTypes.TYPE_NUMBER_VARIATION_PASSWORD, 0},
             {TEXT | InputTypes.TYPE_TEXT_FLAG_NO_SUGGESTIONS, 0},
             {TEXT, InputTypes.IME_FLAG_NO_PERSONALIZED_LEARNING},
-        };
+    };
+
+    @Test
+    void privateFieldsShowNoStripStepNothingAndLearnNothing() throws Exception {
+        int[][] fields = PRIVATE_FIELDS;
         PersonalCache cache = new PersonalCache(bundle.vocabulary.size(), 0.3);
         RecordingEditor editor = new RecordingEditor("");
         KeyboardController controller = controller(editor, cache);
@@ -668,15 +671,8 @@ class ControllerTest {
 
     @Test
     void aNameTypedInAPasswordOrNoSuggestionsFieldIsNeverLearned() {
-        int[][] fields = {
-            {TEXT | InputTypes.TYPE_TEXT_VARIATION_PASSWORD, 0},
-            {TEXT | InputTypes.TYPE_TEXT_VARIATION_VISIBLE_PASSWORD, 0},
-            {TEXT | InputTypes.TYPE_TEXT_VARIATION_WEB_PASSWORD, 0},
-            {InputTypes.TYPE_CLASS_NUMBER | InputTypes.TYPE_NUMBER_VARIATION_PASSWORD, 0},
-            {TEXT | InputTypes.TYPE_TEXT_FLAG_NO_SUGGESTIONS, 0},
-            {TEXT, InputTypes.IME_FLAG_NO_PERSONALIZED_LEARNING},
-            {InputTypes.TYPE_CLASS_NUMBER, 0},
-        };
+        int[][] fields = java.util.Arrays.copyOf(PRIVATE_FIELDS, PRIVATE_FIELDS.length + 1);
+        fields[PRIVATE_FIELDS.length] = new int[] {InputTypes.TYPE_CLASS_NUMBER, 0};  // not text: no strip either
         UserWords words = new UserWords();
         RecordingEditor editor = new RecordingEditor("");
         KeyboardController controller = controller(editor, null, words);
