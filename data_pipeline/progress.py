@@ -44,6 +44,6 @@ def progress(iterable=None, **options):
     if options.get("disable") or _isatty(stream):
         return tqdm(iterable, file=stream, **options)
     interval = float(os.environ.get("KBLM_PROGRESS_INTERVAL", PLAIN_INTERVAL))
-    options["mininterval"] = max(options.get("mininterval", 0), interval)
+    options["mininterval"] = interval  # a caller's mininterval is for a terminal's redraws
     options.setdefault("delay", min(2.0, interval))  # short loops stay silent
     return tqdm(iterable, file=_Lines(stream), ascii=True, dynamic_ncols=False, ncols=100, **options)
