@@ -70,6 +70,17 @@ def _percent_or_none(text):
     return _PERCENT(text) / 100
 
 
+def _cluster(text):
+    """``ray`` or ``ray:ADDRESS`` (checked by keyboard_lm.personalize.cluster)."""
+    from keyboard_lm.personalize.cluster import parse_cluster
+
+    try:
+        parse_cluster(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _add_overwrite(parser, what):
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} even if it is not kblm's own earlier output")
@@ -326,6 +337,11 @@ def cmd_personalize(args):
         threads=args.threads, seed=args.seed, paragraphs=args.paragraphs, replace_bad_bytes=args.replace_bad_bytes)
     if (args.texts is None) == (args.users is None):
         raise KblmError("give one user's text with --texts FILE_OR_DIR, or many users with --users DIR")
+    if args.cluster and args.texts is not None:
+        raise KblmError("--cluster runs a batch of users: give --users DIR (one user runs here)")
+    if args.cluster and args.jobs is not None:
+        raise KblmError("--jobs sizes the local process pool; on --cluster each user takes --task-cpus of "
+                        "the cluster's CPUs")
     _check_output(args.out, "personalized_run" if args.texts is not None else "personalization_batch", args)
     if args.texts is not None:
         report = personalize(args.base, args.texts, args.out, options, args.eval_texts, args.general,
@@ -333,7 +349,8 @@ def cmd_personalize(args):
         print(format_report(report))
         print(f"wrote {args.out}" + (f" and its bundle {args.out / 'bundle'}" if options.quantize else ""))
         return
-    summary = personalize_many(args.base, args.users, args.out, options, args.jobs, args.general, args.cache_dir)
+    summary = personalize_many(args.base, args.users, args.out, options, args.jobs or 1, args.general, args.cache_dir,
+                               cluster=args.cluster, task_cpus=args.task_cpus, task_memory_gb=args.task_memory)
     print(format_summary(summary))
     failed = [row["user"] for row in summary if row["status"] == "failed"]
     print(f"wrote {args.out / 'summary.md'}")
@@ -378,8 +395,14 @@ def _add_personalize_parser(commands):
     p.add_argument("--quantize", default=d.quantize, help="bundle to export (none: skip the export)")
     p.add_argument("--quantize-fallback", default=d.quantize_fallback,
                    help="exported instead when --quantize loses more than 1%% relative top-3 (none: fail)")
-    p.add_argument("--jobs", type=POSITIVE_INT, default=1, help="users personalized in parallel processes")
-    p.add_argument("--threads", type=POSITIVE_INT, help="TensorFlow threads per process (default: cores / jobs)")
+    p.add_argument("--jobs", type=POSITIVE_INT, help="users personalized in parallel processes (default 1)")
+    p.add_argument("--cluster", type=_cluster, metavar="ray[:ADDRESS]",
+                   help="users as tasks on Ray: a local Ray, or the running cluster at ADDRESS (the cluster extra)")
+    p.add_argument("--task-cpus", type=POSITIVE, default=1.0, help="with --cluster: CPUs each user's task asks for")
+    p.add_argument("--task-memory", type=POSITIVE, default=2.0, metavar="GB",
+                   help="with --cluster: memory each user's task asks for")
+    p.add_argument("--threads", type=POSITIVE_INT, help="TensorFlow threads per process (default: cores / jobs, "
+                                                        "or --task-cpus on a cluster)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--paragraphs", action="store_true",
                    help="the user's text: one message per blank-line-separated paragraph, not per line")

@@ -82,6 +82,12 @@ EARLIER = [
     ("personalize", "quantization too lossy: falls back, or fails with none", "tests/keyboard_lm/test_personalize.py::test_a_bundle_that_quantizes_badly_falls_back"),
     ("personalize", "--max-forgetting not a percent in [0, 1000) or none", "tests/keyboard_lm/test_forgetting_guard.py::test_a_bad_limit_is_refused_before_any_work"),
     ("personalize --users", "one bad user: reported, others done, exit 1; resume", "tests/keyboard_lm/test_personalize.py::test_many_users_in_parallel_resume_and_survive_a_bad_user"),
+    ("personalize --users --cluster", "unreachable address: one line naming it, nothing started", "tests/keyboard_lm/test_cluster.py::test_bad_cluster_input_is_one_line_and_starts_nothing"),
+    ("personalize --users --cluster", "Ray not installed: one line naming the extra", "tests/keyboard_lm/test_cluster.py::test_bad_cluster_input_is_one_line_and_starts_nothing"),
+    ("personalize --users --cluster", "not ray[:ADDRESS], or an address without a port", "tests/keyboard_lm/test_cluster.py::test_bad_cluster_input_is_one_line_and_starts_nothing"),
+    ("personalize --users --cluster", "with --texts, or with --jobs", "tests/keyboard_lm/test_cluster.py::test_bad_cluster_input_is_one_line_and_starts_nothing"),
+    ("personalize --users --cluster", "a user's folder gone when its task is submitted: reported, others done", "tests/keyboard_lm/test_cluster.py::test_a_local_ray_gives_the_reports_of_the_process_pool"),
+    ("personalize --users --cluster", "a worker node killed mid-user: retried, no user lost, no half-written run", "tests/keyboard_lm/test_cluster.py::test_two_nodes_one_killed_mid_run_every_user_done_or_reported"),
 ]
 
 

@@ -3,8 +3,9 @@
 Input: a base run, a directory with one file or subdirectory per user, the options.
 Output: ``out_root/USER/`` per user (see ``personalize``), ``summary.json`` and
 ``summary.md``. Users run in parallel processes (spawned: TensorFlow does not survive a
-fork); users already done with the same options are skipped, so a batch that stopped
-resumes; one user's failure is a row of the summary, not the end of the batch.
+fork), or as tasks on a Ray cluster (cluster.py); either way users already done with the
+same options are skipped, so a batch that stopped resumes, and one user's failure is a row
+of the summary, not the end of the batch.
 """
 import dataclasses
 import json
@@ -36,21 +37,36 @@ def user_sources(users_dir):
     return users
 
 
-def _personalize_one(args):
-    base, source, out, options, general, base_bundle, cache_dir = args
+def run_one_user(arguments):
+    """``personalize(**arguments)`` quietly; a failure is returned as {"error": ...}, not raised."""
     try:
-        return personalize(base, source, out, options, general=general, base_bundle=base_bundle,
-                           cache_dir=cache_dir, progress=False)
+        return personalize(**arguments, progress=False)
     except KblmError as error:
         return {"error": str(error)}
     except Exception as error:  # one user's failure must not stop the batch: reported, not raised
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jobs=1, general=None,
-                     cache_dir=None, progress=True):
-    """One personalized run per user under ``out_root``; returns the summary rows."""
+def _run_in_pool(todo, jobs, arguments):
+    """Yields (name, result) as users finish, ``jobs`` spawned processes at a time."""
     import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
+        futures = {pool.submit(run_one_user, dict(arguments, texts=source, out=out)): name
+                   for name, source, out in todo}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except concurrent.futures.process.BrokenProcessPool as error:  # a worker was killed (OOM?)
+                yield futures[future], {"error": f"its process died ({error}); rerun the batch to retry"}
+
+
+def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jobs=1, general=None,
+                     cache_dir=None, progress=True, cluster=None, task_cpus=1, task_memory_gb=2.0):
+    """One personalized run per user under ``out_root``; returns the summary rows.
+    ``cluster``: None (a local process pool of ``jobs``), "ray" or "ray:ADDRESS" (cluster.py)."""
     import multiprocessing
 
     from data_pipeline.progress import progress as tqdm
@@ -60,35 +76,40 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
     load_run_config(base)  # a bad base fails once, before any process starts
     users = user_sources(users_dir)
     out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    base_bundle = None
-    if options.quantize and options.ksr_limit:  # exported once, shared by every user's KSR
-        from export.exporter import export_run
-
-        base_bundle = out_root / f".base-bundle-{options.quantize}"
-        if not _exported_from(base_bundle, base):  # missing, or made from another (state of the) base
-            export_run(base, options.quantize, base_bundle, cache_dir=cache_dir)
-    for stale in out_root.glob(".*.tmp"):  # left by a batch that was killed mid-user
-        shutil.rmtree(stale, ignore_errors=True)
     rows, todo = {}, []
     for name, source in users.items():
         if finished(out_root / name, base, options):
             report = json.loads((out_root / name / "report.json").read_text())
             rows[name] = {"user": name, "status": "done earlier", **summary_row(report)}
         else:
-            todo.append((name, (base, source, out_root / name, options, general, base_bundle, cache_dir)))
-    threads = options.threads or max(1, (multiprocessing.cpu_count() // max(jobs, 1)))
-    job_args = [(name, (*a[:3], dataclasses.replace(options, threads=threads), *a[4:])) for name, a in todo]
-    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
-        futures = {pool.submit(_personalize_one, a): name for name, a in job_args}
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="users",
-                           unit=" user", disable=not progress):
-            name = futures[future]
-            try:
-                result = future.result()
-            except concurrent.futures.process.BrokenProcessPool as error:  # a worker was killed (OOM?)
-                result = {"error": f"its process died ({error}); rerun the batch to retry"}
+            todo.append((name, source, out_root / name))
+    # A cluster is joined (or refused) before anything is exported or written; not at all if
+    # every user is done.
+    with _engine(cluster if todo else None) as ray:
+        out_root.mkdir(parents=True, exist_ok=True)
+        base_bundle = None
+        if todo and options.quantize and options.ksr_limit:  # exported once, shared by every user's KSR
+            from export.exporter import export_run
+
+            base_bundle = out_root / f".base-bundle-{options.quantize}"
+            if not _exported_from(base_bundle, base):  # missing, or made from another (state of the) base
+                export_run(base, options.quantize, base_bundle, cache_dir=cache_dir)
+        for stale in out_root.glob(".*.tmp"):  # left by a batch that was killed mid-user
+            shutil.rmtree(stale, ignore_errors=True)
+        if ray is None:
+            threads = options.threads or max(1, (multiprocessing.cpu_count() // max(jobs, 1)))
+            arguments = dict(base=base, options=dataclasses.replace(options, threads=threads), general=general,
+                             base_bundle=base_bundle, cache_dir=cache_dir)
+            results = _run_in_pool(todo, jobs, arguments)
+        else:
+            from keyboard_lm.personalize.cluster import run_on_ray
+            from keyboard_lm.personalize.single import general_messages
+
+            threads = options.threads or max(1, int(task_cpus))
+            results = run_on_ray(ray, todo, base, dataclasses.replace(options, threads=threads),
+                                 general_messages(base, general, options.general_limit, cache_dir), base_bundle,
+                                 cache_dir, task_cpus, task_memory_gb)
+        for name, result in tqdm(results, total=len(todo), desc="users", unit=" user", disable=not progress):
             if "error" in result:
                 rows[name] = {"user": name, "status": "failed", "error": result["error"]}
             else:
@@ -97,6 +118,17 @@ def personalize_many(base, users_dir, out_root, options=PersonalizeOptions(), jo
     atomic_write_text(out_root / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out_root / "summary.md", format_summary(summary) + "\n")
     return summary
+
+
+def _engine(cluster):
+    """A context giving None (the local pool) or the connected ``ray`` module."""
+    import contextlib
+
+    if cluster is None:
+        return contextlib.nullcontext(None)
+    from keyboard_lm.personalize.cluster import connected, parse_cluster
+
+    return connected(parse_cluster(cluster))
 
 
 def _exported_from(bundle_dir, run):

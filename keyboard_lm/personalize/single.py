@@ -21,19 +21,27 @@ from keyboard_lm.personalize.options import (PersonalizeOptions, check_user_text
 from keyboard_lm.personalize.report import keystroke_savings
 
 
-def _general_messages(raw, general, limit, cache_dir):
+def general_messages(base, general, limit, cache_dir):
+    """The general messages of the forgetting check: ``general`` (corpus name, file or list of
+    messages), else the base corpus's test split; at most ``limit``."""
     from data_pipeline.corpora import load_corpus, read_messages
+    from keyboard_lm.training.run import read_json
 
-    if general:
+    if isinstance(general, list):  # the messages themselves (a cluster ships them to the task)
+        messages = general
+    elif general:
         messages = read_messages(general) if Path(general).exists() else load_corpus(general, cache_dir).splits["test"]
     else:
-        messages = load_corpus(raw["corpus"]["spec"], cache_dir).splits["test"]
+        spec = read_json(Path(base) / "config.json", "the run's config")["corpus"]["spec"]
+        messages = load_corpus(spec, cache_dir).splits["test"]
     return messages[:limit]
 
 
 def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None, general=None,
-                base_bundle=None, cache_dir=None, progress=True):
-    """Fine-tunes ``base`` on the user's ``texts`` into the run ``out``; returns the report."""
+                base_bundle=None, cache_dir=None, progress=True, recorded_as=None):
+    """Fine-tunes ``base`` on the user's ``texts`` into the run ``out``; returns the report.
+    ``general``: a corpus name, a file, or a list of messages. ``recorded_as``: {"base": ...,
+    "texts": ...}, the names config.json records when the task works on copies (a cluster node)."""
     from data_pipeline.corpora import read_messages
     from keyboard_lm.training.run import load_run
 
@@ -53,12 +61,13 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                         "know when to stop, so give one message per line")
     train_messages, held_messages = split_user_text(messages, options.holdout)
     eval_messages = read_messages(eval_texts, options.paragraphs, options.replace_bad_bytes) if eval_texts else held_messages
-    general_messages = _general_messages(raw, general, options.general_limit, cache_dir)
+    general_texts = general_messages(base, general, options.general_limit, cache_dir)
     if Path(out).resolve() == Path(base).resolve():
         raise KblmError(f"{out}: is the base run; choose another --out")
     with atomic_directory(out) as tmp:
         shutil.copytree(Path(base) / "vocab", tmp / "vocab")
-        personalization = {"base": str(base), "texts": str(texts), "eval_texts": str(eval_texts or ""),
+        names = {"base": str(base), "texts": str(texts), **(recorded_as or {})}
+        personalization = {"base": names["base"], "texts": names["texts"], "eval_texts": str(eval_texts or ""),
                            "options": dataclasses.asdict(options), "words": words, "known_words": known,
                            "train_messages": len(train_messages), "held_out_messages": len(held_messages)}
         model_section = raw["model"] if options.dropout is None else {**raw["model"], "dropout": options.dropout}
@@ -73,7 +82,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                 _export_bundle(tmp, options, replayed, cache_dir)
 
         result = fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
-                           eval_messages if eval_texts else None, general_messages, progress, before_final_pass)
+                           eval_messages if eval_texts else None, general_texts, progress, before_final_pass)
         report = {"user": Path(texts).stem if texts else Path(out).name, "words": words,
                   "known_words": known, **result, "warnings": warnings}
         if (result["forgetting_guard"] or {}).get("backed_off"):
