@@ -61,11 +61,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cells.py
 	$(BIN)/python benchmarks/export_latency.py
 	$(BIN)/python benchmarks/keystroke_savings.py
+	$(BIN)/python benchmarks/bundle_load.py
 	$(BIN)/python benchmarks/engine_long_field.py
 	$(BIN)/python benchmarks/personalization.py
 	$(BIN)/python benchmarks/personalization.py --base brown-bengio-wide --no-cost
 	$(BIN)/python benchmarks/personalization_sweep.py
 	$(BIN)/python benchmarks/personalization_small.py
+	$(BIN)/python benchmarks/cluster_personalize.py
 	$(BIN)/python benchmarks/readme_tables.py
 
 clean:

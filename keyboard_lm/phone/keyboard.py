@@ -31,6 +31,7 @@ import numpy as np
 
 from data_pipeline import tokenization
 from data_pipeline.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS, UNK_ID
+from keyboard_lm.phone.lexicon import lowercase_text
 
 STACK_LIMIT = 256  # states kept for rewinding; deeper rewinds re-prime on the window (docs/engine.md §8)
 CONTEXT_CHARS = 2000  # characters before the cursor the engine reads (§9; KeyboardEngine.java's CONTEXT_CHARS too; the app's controller reads by it)
@@ -82,13 +83,15 @@ class KeyboardEngine:
         # A model trained on single sentences (message mode) starts each from an empty state (§2).
         self.reset_at_sentence_start = bundle.manifest.get("sentence_context", "reset") == "reset"
         tokens = self.vocab.tokens  # suggestible: vocabulary words, no specials or punctuation (§3)
-        self.suggestible = np.array([i >= len(SPECIAL_TOKENS) and tokenization.is_word(t)
-                                     for i, t in enumerate(tokens)])
-        ids = np.flatnonzero(self.suggestible)
-        lowered = tokenization.lowercase("\n".join(tokens[i] for i in ids)).split("\n")  # one call: 1:1, per character
-        keyed = sorted(zip(lowered, ids.tolist())) if len(ids) else []
-        self._keys = [k for k, _ in keyed]
-        self._key_ids = np.array([i for _, i in keyed], np.int64)
+        heads = [token[:1] for token in tokens]  # is_word reads a token's first character only
+        word_heads = {head for head in set(heads) if tokenization.is_word(head)}
+        self.suggestible = np.array([head in word_heads for head in heads], bool)
+        self.suggestible[:len(SPECIAL_TOKENS)] = False
+        ids = np.flatnonzero(self.suggestible).tolist()
+        lowered = lowercase_text("\n".join([tokens[i] for i in ids])).split("\n") if ids else []  # 1:1, per character
+        order = sorted(range(len(ids)), key=lowered.__getitem__)  # by key, then id (a stable sort)
+        self._keys = [lowered[j] for j in order]
+        self._key_ids = np.array([ids[j] for j in order], np.int64)
         self.reset()
 
     # -- text changes -------------------------------------------------------------------
@@ -355,7 +358,7 @@ class KeyboardEngine:
             ids.append(first + lexicon.rank[chosen])
             with np.errstate(divide="ignore"):
                 scores.append(unk + np.log(lexicon_share * lexicon.counts[chosen] / lexicon.total))
-            words.update(zip((first + lexicon.rank[chosen]).tolist(), (lexicon.words[i] for i in chosen)))
+            words.update(zip((first + lexicon.rank[chosen]).tolist(), lexicon.words_at(chosen)))
         if users:
             lo, hi = user.range(key) if key is not None else (0, users)
             if hi > lo:
