@@ -110,16 +110,22 @@ def main(argv=None):
             rows.append({"users": count, "round": round_ + 1, "engine": engine, "seconds": round(seconds, 1),
                          "seconds_per_user": round(seconds / count, 1)})
             print(f"{count} users, round {round_ + 1}, {engine}: {seconds:.1f} s", flush=True)
+    report(rows)
+
+
+def report(rows):
+    """Writes the results (the ratio: of the medians at 12 users) and prints the table."""
     medians = {e: statistics.median(r["seconds"] for r in rows if r["engine"] == e and r["users"] == 12)
                for e in ENGINES}
     ratio = medians["--cluster ray"] / medians["--jobs 2"]
+    rounds = sum(r["users"] == 12 and r["engine"] == "--jobs 2" for r in rows)
     table = write_results("cluster_personalize", rows, [
         ("users", "users"), ("engine", "engine"), ("round", "round"), ("seconds", "seconds (whole command)"),
         ("seconds_per_user", "seconds per user")],
-        {"ratio_ray_to_pool_12_users": round(ratio, 3), "medians_12_users": medians, "words_per_user": WORDS,
-         "options": OPTIONS})
+        {"ratio_ray_to_pool_12_users": round(ratio, 3), "medians_12_users": medians, "rounds_12_users": rounds,
+         "words_per_user": WORDS, "options": OPTIONS})
     print(table)
-    print(f"12 users: Ray / --jobs 2 = {ratio:.2f} (medians of {args.rounds})")
+    print(f"12 users: Ray / --jobs 2 = {ratio:.2f} (medians of {rounds})")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ computed it.
 How: each user is one Ray task asking ``task_cpus`` CPUs and ``task_memory_gb`` of memory.
 What every task shares (the base run's files, the base bundle, the general messages, the
 base corpus's tarball) is packed once into one tar in Ray's object store; a node unpacks it
-once into its temp directory, so nodes need no shared disk. A user's text travels with
+once into its temp directory (a copy of this batch's own, removed at the end), so nodes need
+no shared disk. A user's text travels with
 their task (read when the task is submitted, so a folder that vanished is that user's
 failure), and the finished run folder comes back as a tar. A task whose worker or node dies
 is retried ``RETRIES`` times by Ray, then reported. Application errors are results, not
@@ -23,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import tarfile
@@ -121,9 +123,10 @@ def shared_package(base, base_bundle, general_messages, cache_dir):
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _node_copy(package, digest):
-    """The package unpacked in this node's temp directory (once per node; racing tasks agree)."""
-    root = Path(tempfile.gettempdir()) / f"kblm-ray-{digest[:16]}"
+def _node_copy(package, copy_name):
+    """The package unpacked in this node's temp directory (once per node and batch; racing
+    tasks agree)."""
+    root = Path(tempfile.gettempdir()) / copy_name
     if not root.exists():
         tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}-", suffix=".tmp"))
         unpack(package, tmp)
@@ -134,19 +137,19 @@ def _node_copy(package, digest):
     return root
 
 
-def personalize_task(package, digest, name, source_name, source, options, recorded_as):
+def personalize_task(package, copy_name, name, source_name, source, options, recorded_as):
     """One user on a Ray worker: unpack, personalize, return the report and the run folder's tar
     (or {"error": ...}: an error of the task is a result, the same on any node, never retried)."""
     try:
-        return _personalize_here(package, digest, name, source_name, source, options, recorded_as)
+        return _personalize_here(package, copy_name, name, source_name, source, options, recorded_as)
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-def _personalize_here(package, digest, name, source_name, source, options, recorded_as):
+def _personalize_here(package, copy_name, name, source_name, source, options, recorded_as):
     from keyboard_lm.personalize.many import run_one_user
 
-    root = _node_copy(package, digest)
+    root = _node_copy(package, copy_name)
     with tempfile.TemporaryDirectory(prefix="kblm-user-") as scratch:
         scratch = Path(scratch)
         unpack(source, scratch / "in")
@@ -160,8 +163,8 @@ def _personalize_here(package, digest, name, source_name, source, options, recor
         return {"report": result, "run": pack({".": out})}
 
 
-def _forget(digest):
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"kblm-ray-{digest[:16]}", ignore_errors=True)
+def _forget(copy_name):
+    shutil.rmtree(Path(tempfile.gettempdir()) / copy_name, ignore_errors=True)
 
 
 def run_on_ray(ray, todo, base, options, general_messages, base_bundle, cache_dir, task_cpus, task_memory_gb):
@@ -170,6 +173,9 @@ def run_on_ray(ray, todo, base, options, general_messages, base_bundle, cache_di
     from data_pipeline.textio import atomic_directory
 
     package, digest = shared_package(base, base_bundle, general_messages, cache_dir)
+    # The nodes' copies are this batch's own: another batch of the same base on the same
+    # nodes has its own, so neither removes what the other still reads.
+    copy_name = f"kblm-ray-{digest[:16]}-{secrets.token_hex(4)}"
     shared = ray.put(package)
     task = ray.remote(personalize_task).options(
         num_cpus=task_cpus, memory=int(task_memory_gb * 2**30), max_retries=RETRIES, retry_exceptions=False,
@@ -186,7 +192,7 @@ def run_on_ray(ray, todo, base, options, general_messages, base_bundle, cache_di
                     yield name, {"error": f"{source}: {(error.strerror or str(error)).lower()}"}
                     continue
                 recorded = {"base": str(base), "texts": str(source)}
-                pending[task.remote(shared, digest, name, source.name, text, options, recorded)] = (name, out)
+                pending[task.remote(shared, copy_name, name, source.name, text, options, recorded)] = (name, out)
             if not pending:
                 continue
             [done], _ = ray.wait(list(pending), num_returns=1)
@@ -206,15 +212,15 @@ def run_on_ray(ray, todo, base, options, general_messages, base_bundle, cache_di
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
-        _forget_everywhere(ray, digest)
+        _forget_everywhere(ray, copy_name)
 
 
-def _forget_everywhere(ray, digest):
+def _forget_everywhere(ray, copy_name):
     """Removes the unpacked package from every node still alive (best effort)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     forget = ray.remote(_forget)
     refs = [forget.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-                node["NodeID"], soft=False)).remote(digest) for node in ray.nodes() if node.get("Alive")]
+                node["NodeID"], soft=False)).remote(copy_name) for node in ray.nodes() if node.get("Alive")]
     with contextlib.suppress(Exception):
         ray.get(refs, timeout=30)

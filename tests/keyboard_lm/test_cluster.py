@@ -35,8 +35,9 @@ def ray_token(monkeypatch):
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def kblm(*args):
-    return subprocess.run(KBLM + list(args), cwd=ROOT, capture_output=True, text=True, timeout=900)
+def kblm(*args, env=None):
+    return subprocess.run(KBLM + list(args), cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **(env or {})})
 
 
 def _figures(report):
@@ -59,7 +60,12 @@ def test_a_local_ray_gives_the_reports_of_the_process_pool(toy_run, tmp_path):
     common = ["personalize", "--base", str(toy_run), "--users", str(users), "--epochs", "1", "--ksr-limit", "20",
               "--quantize", "dynamic_int8", "--general-limit", "100", "--threads", "1", "--seed", "3"]
     assert main([*common, "--out", str(tmp_path / "pool"), "--jobs", "1"]) == 1  # "gone" failed
-    on_ray = kblm(*common, "--out", str(tmp_path / "ray"), "--cluster", "ray")
+    node_temp = Path(tempfile.mkdtemp(prefix="/tmp/kt"))  # the local Ray's temp directory (short: sockets)
+    try:
+        on_ray = kblm(*common, "--out", str(tmp_path / "ray"), "--cluster", "ray", env={"TMPDIR": str(node_temp)})
+        assert not list(node_temp.glob("kblm-ray-*"))  # the node's copy of the base is gone
+    finally:
+        shutil.rmtree(node_temp, ignore_errors=True)
     assert on_ray.returncode == 1 and on_ray.stderr.splitlines()[-1] == "kblm: error: 1 of 2 users failed: gone (see the summary)"
     summary = {row["user"]: row for row in json.loads((tmp_path / "ray" / "summary.json").read_text())}
     assert summary["gone"]["status"] == "failed" and summary["gone"]["error"].startswith(f"{users / 'gone'}: ")
@@ -72,7 +78,6 @@ def test_a_local_ray_gives_the_reports_of_the_process_pool(toy_run, tmp_path):
         assert configs[0] == configs[1] and configs[1]["texts"] == str(users / f"{name}.txt")
         assert (tmp_path / "ray" / name / "bundle" / "manifest.json").exists()
     assert not list((tmp_path / "ray").glob(".*.tmp"))
-    assert not list(Path(tempfile.gettempdir()).glob("kblm-ray-*"))  # the nodes' copies of the base are gone
     stamp = (tmp_path / "ray" / "ann" / "report.json").stat().st_mtime_ns
     (users / "gone").unlink()  # nothing left to do: resumes without starting Ray
     assert kblm(*common, "--out", str(tmp_path / "ray"), "--cluster", "ray").returncode == 0
