@@ -158,7 +158,9 @@ def _personalize_here(package, copy_name, name, source_name, source, options, re
                                    general=json.loads((root / "general.json").read_text()),
                                    base_bundle=root / "base-bundle" if (root / "base-bundle").exists() else None,
                                    cache_dir=root / "cache", recorded_as=recorded_as))
-        if "error" in result:
+        if "error" in result:  # it names the user's and the base's own paths, not this node's copies
+            for copy, original in ((scratch / "in" / source_name, recorded_as["texts"]), (root / "base", recorded_as["base"])):
+                result["error"] = result["error"].replace(str(copy), original)
             return result
         return {"report": result, "run": pack({".": out})}
 

@@ -57,18 +57,22 @@ def _users(root, names):
 def test_a_local_ray_gives_the_reports_of_the_process_pool(toy_run, tmp_path):
     users = _users(tmp_path / "users", ["ann"])
     (users / "gone").symlink_to(tmp_path / "removed-folder")  # a user whose folder vanished after listing
+    (users / "binary.txt").write_bytes(b"\x7fELF\x00\x01" * 100)  # bad text: the same one-line error both ways
     common = ["personalize", "--base", str(toy_run), "--users", str(users), "--epochs", "1", "--ksr-limit", "20",
               "--quantize", "dynamic_int8", "--general-limit", "100", "--threads", "1", "--seed", "3"]
-    assert main([*common, "--out", str(tmp_path / "pool"), "--jobs", "1"]) == 1  # "gone" failed
+    assert main([*common, "--out", str(tmp_path / "pool"), "--jobs", "1"]) == 1  # "gone" and "binary" failed
     node_temp = Path(tempfile.mkdtemp(prefix="/tmp/kt"))  # the local Ray's temp directory (short: sockets)
     try:
         on_ray = kblm(*common, "--out", str(tmp_path / "ray"), "--cluster", "ray", env={"TMPDIR": str(node_temp)})
         assert not list(node_temp.glob("kblm-ray-*"))  # the node's copy of the base is gone
     finally:
         shutil.rmtree(node_temp, ignore_errors=True)
-    assert on_ray.returncode == 1 and on_ray.stderr.splitlines()[-1] == "kblm: error: 1 of 2 users failed: gone (see the summary)"
+    assert on_ray.returncode == 1 and on_ray.stderr.splitlines()[-1] == "kblm: error: 2 of 3 users failed: binary, gone (see the summary)"
     summary = {row["user"]: row for row in json.loads((tmp_path / "ray" / "summary.json").read_text())}
     assert summary["gone"]["status"] == "failed" and summary["gone"]["error"].startswith(f"{users / 'gone'}: ")
+    pool_summary = {row["user"]: row for row in json.loads((tmp_path / "pool" / "summary.json").read_text())}
+    assert summary["binary"]["error"] == pool_summary["binary"]["error"]  # names the user's file, not a node's copy
+    assert summary["binary"]["error"].startswith(f"{users / 'binary.txt'}: line 1")
     for name in ("ann",):
         assert summary[name]["status"] == "personalized"
         pool, on_ray = (json.loads((tmp_path / where / name / "report.json").read_text()) for where in ("pool", "ray"))
@@ -80,6 +84,7 @@ def test_a_local_ray_gives_the_reports_of_the_process_pool(toy_run, tmp_path):
     assert not list((tmp_path / "ray").glob(".*.tmp"))
     stamp = (tmp_path / "ray" / "ann" / "report.json").stat().st_mtime_ns
     (users / "gone").unlink()  # nothing left to do: resumes without starting Ray
+    (users / "binary.txt").unlink()
     assert kblm(*common, "--out", str(tmp_path / "ray"), "--cluster", "ray").returncode == 0
     assert (tmp_path / "ray" / "ann" / "report.json").stat().st_mtime_ns == stamp
 
