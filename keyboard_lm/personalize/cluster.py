@@ -150,7 +150,8 @@ def _personalize_here(package, copy_name, name, source_name, source, options, re
     from keyboard_lm.personalize.many import run_one_user
 
     root = _node_copy(package, copy_name)
-    with tempfile.TemporaryDirectory(prefix="kblm-user-") as scratch:
+    # Inside the batch's copy: a worker killed mid-user leaves it to the batch's clean-up.
+    with tempfile.TemporaryDirectory(dir=root, prefix="user-") as scratch:
         scratch = Path(scratch)
         unpack(source, scratch / "in")
         out = scratch / "out" / name

@@ -227,6 +227,7 @@ class EngineReplayTest {
                 assertEquals(expected.getBoolean("removed"), engine.userWords().remove(key.substring(7)), where + ": removed");
             } else if (key.equals("RESTART")) {  // saved, then a new engine from the files (§17)
                 File file = UserWords.wordsPath(new File(scratch(), "cache.json"));
+                file.deleteOnExit();  // registered after its directory, so deleted before it
                 engine.userWords().save(file);
                 assertEquals(expected.getString("saved"), new String(Bytes.readAll(new java.io.FileInputStream(file)), Bytes.UTF8),
                         where + ": the saved user-word file, byte for byte");
