@@ -97,10 +97,11 @@ def timed(base, users, engine, tag):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="alternations at 12 users")
+    parser.add_argument("--no-small", action="store_true", help="skip the one round at 4 users")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     base, users = make_base(), make_users()
-    plan = [(4, 0)] + [(12, r) for r in range(args.rounds)]
+    plan = ([] if args.no_small else [(4, 0)]) + [(12, r) for r in range(args.rounds)]
     rows = []
     for count, round_ in plan:
         folder = users if count == 12 else subset(users, count)

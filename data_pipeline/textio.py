@@ -278,6 +278,11 @@ def _is_personalization_batch(path):
                _is_personalized_run(entry) for entry in path.iterdir())
 
 
+def _is_adapter(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"KBLMADAP"  # keyboard_lm.phone.adapter.MAGIC
+
+
 OUTPUT_KINDS = {  # kind: (what it is, "is this the command's own earlier output?", a directory?)
     "json": ("JSON report", _is_json, False),
     "png": ("PNG image", _is_png, False),
@@ -286,4 +291,5 @@ OUTPUT_KINDS = {  # kind: (what it is, "is this the command's own earlier output
     "bundle_zip": ("bundle .zip", _is_bundle_zip, False),
     "personalized_run": ("personalized run directory", _is_personalized_run, True),
     "personalization_batch": ("directory of personalized runs", _is_personalization_batch, True),
+    "adapter": ("personal adapter", _is_adapter, False),
 }

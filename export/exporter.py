@@ -17,9 +17,10 @@ from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
+from export.adapter_model import DEFAULT_RANK, build_adaptable_model
 from export.step_model import build_step_model
 from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE
-from keyboard_lm.phone.runtime import StepRunner, score_messages
+from keyboard_lm.phone.runtime import StepRunner, score_messages, signature_tensors
 from keyboard_lm.training.metrics import summarize
 
 REFERENCE_BATCH = 64
@@ -65,11 +66,14 @@ class QuantizationLoss(KblmError):
 
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
-               cache_dir=None, strip_size=DEFAULT_STRIP_SIZE, lexicon="train", lexicon_size=None):
+               cache_dir=None, strip_size=DEFAULT_STRIP_SIZE, lexicon="train", lexicon_size=None,
+               adapter_rank=DEFAULT_RANK):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest.
     ``strip_size``: words on the phone's suggestion strip, recorded in the manifest.
     ``lexicon``: train | none | wordfreq:LANG, ``lexicon_size``: at most that many words
-    (export.lexicon; no lexicon file when no word is left)."""
+    (export.lexicon; no lexicon file when no word is left). ``adapter_rank``: the rank of the
+    personal adapter the ``step`` and ``train`` signatures take (docs/engine.md §18); 0, or an
+    int8/int16x8 mode (whose integer graph cannot train): neither, the step model alone."""
     from export.lexicon import build_lexicon, lexicon_file, parse_source
     from data_pipeline.corpora import load_corpus
     from keyboard_lm.training.run import load_run
@@ -83,21 +87,29 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     layout = model_config.state_layout()
     parameters = int(model.count_params())
 
-    step_model = build_step_model(model, model_config)  # constants only: no cuDNN op, no variables
-    float_bytes = tflite.convert(step_model, "float32")
-    tflite.check_model(float_bytes, "float32", parameters)
+    if not isinstance(adapter_rank, int) or adapter_rank < 0:
+        raise KblmError(f"--adapter-rank must be a whole number >= 0; got {adapter_rank!r}")
+    adapter = None
+    if adapter_rank and mode not in ("int8", "int16x8"):  # constants only: no cuDNN op, no variables
+        step_model = build_adaptable_model(model, model_config, adapter_rank)
+        adapter = step_model.block()
+        extra = step_model.graph_allowance()
+    else:
+        step_model, extra = build_step_model(model, model_config), 0
     representative = None
-    if mode in ("int8", "int16x8"):
+    if mode in ("int8", "int16x8"):  # calibrated on states of the float model's own step loop
+        float_bytes = tflite.convert(step_model, "float32")
+        tflite.check_model(float_bytes, "float32", parameters, extra)
         train_ids = sentence_ids(corpus.splits["train"], vocab, 200)
         representative = tflite.representative_samples(StepRunner(float_bytes, layout), train_ids)
-    model_bytes = float_bytes if mode == "float32" else tflite.convert(step_model, mode, representative)
-    ops = tflite.check_model(model_bytes, mode, parameters)
+    model_bytes = tflite.convert(step_model, mode, representative)
+    ops = tflite.check_model(model_bytes, mode, parameters, extra)
 
     held_out = sentence_ids(corpus.splits["test"], vocab, sample_messages)
     if not held_out:
         raise KblmError(f"corpus {corpus.name}: the test split has no tokens to measure the export on")
     reference = summarize(keras_reference(model, model_config, held_out))
-    measured = summarize(score_messages(StepRunner(model_bytes, layout), held_out))
+    measured = summarize(score_messages(StepRunner(model_bytes, layout, adapter=adapter), held_out))
     change = (measured["top3"] - reference["top3"]) / max(reference["top3"], 1e-9)
     if change < -tolerance:
         message = (f"{mode} loses {-change:.2%} relative top-3 accuracy on held-out text "
@@ -120,15 +132,13 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
         "sentence_context": "carry" if train_config.pipeline.mode == "stream" else "reset",
         "engine": {"strip_size": strip_size},  # the phone engine's options (docs/engine.md §3)
         **({"lexicon": lexicon_block} if lexicon_block else {}),  # docs/engine.md §16
+        **({"adapter": adapter} if adapter else {}),  # docs/engine.md §18: the step's adapter, the train signature
         "tokenizer": vocab.metadata["tokenizer"],
         "special_ids": vocab.metadata["special_ids"],
         "model": raw["model"],
         "signature": {
             "name": "step",
-            "inputs": [{"name": "token", "shape": [1], "dtype": "int32"}] +
-                      [{"name": name, "shape": [1, size], "dtype": "float32"} for name, size in layout],
-            "outputs": [{"name": "log_probs", "shape": [1, model_config.vocabulary_size], "dtype": "float32"}] +
-                       [{"name": f"next_{name}", "shape": [1, size], "dtype": "float32"} for name, size in layout],
+            **dict(zip(("inputs", "outputs"), signature_tensors(layout, model_config.vocabulary_size, adapter))),
             "states": [{"name": name, "size": size} for name, size in layout],
             "vocabulary_size": model_config.vocabulary_size,
         },

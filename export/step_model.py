@@ -54,6 +54,12 @@ class StepModel(tf.Module):
         self.step = tf.function(self._step, input_signature=specs, autograph=False)
 
     def _step(self, token, *states):
+        features, outputs = self.features(token, states)
+        outputs["log_probs"] = tf.nn.log_softmax(self.logits(features), axis=-1)  # (1, vocabulary)
+        return outputs
+
+    def features(self, token, states):
+        """(what the output layer reads (1, F), {"next_<state>": ...}) for one token."""
         w = self._w
         x = tf.gather(w["embedding"], token)  # (1, embedding_dim)
         per_layer = len(states) // len(self.config.rnn_units)
@@ -66,11 +72,23 @@ class StepModel(tf.Module):
             outputs.update({f"next_{name}": value for name, value in zip(names, new_states)})
         if self.config.tie_weights:
             x = tf.matmul(x, w["projection/kernel"]) + w["projection/bias"]
-            logits = tf.matmul(x, w["embedding"], transpose_b=True) + w["output/bias"]
-        else:
-            logits = tf.matmul(x, w["output/kernel"]) + w["output/bias"]
-        outputs["log_probs"] = tf.nn.log_softmax(logits, axis=-1)  # (1, vocabulary)
-        return outputs
+        return x, outputs
+
+    def logits(self, features):
+        """The output layer: (rows, F) -> (rows, vocabulary)."""
+        w = self._w
+        if self.config.tie_weights:
+            return tf.matmul(features, w["embedding"], transpose_b=True) + w["output/bias"]
+        return tf.matmul(features, w["output/kernel"]) + w["output/bias"]
+
+    @property
+    def feature_size(self):
+        w = self.arrays
+        return w["projection/kernel"].shape[1] if self.config.tie_weights else w["output/kernel"].shape[0]
+
+    def signatures(self):
+        """{signature name: concrete function} to convert."""
+        return {"step": self.step.get_concrete_function()}
 
 
 def build_step_model(model, model_config):

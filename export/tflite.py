@@ -34,11 +34,14 @@ def check_mode(mode):
 
 
 def convert(step_model, mode, representative=None):
-    """StepModel -> .tflite bytes in ``mode``; ``representative`` feeds int8/int16x8 calibration."""
+    """StepModel (or AdaptableModel: ``step`` and ``train``) -> .tflite bytes in ``mode``;
+    ``representative`` feeds int8/int16x8 calibration. Every signature shares one copy of the
+    constants (the converter stores a buffer once)."""
     check_mode(mode)
+    signatures = step_model.signatures()
     with temporary_directory("kblm-convert-") as saved:  # TensorFlow's SavedModel copy
-        tf.saved_model.save(step_model, saved, signatures={"step": step_model.step.get_concrete_function()})
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["step"])
+        tf.saved_model.save(step_model, saved, signatures=signatures)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(signatures))
         converter.experimental_enable_resource_variables = False  # fail loudly, never keep variables
         if mode != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -71,9 +74,11 @@ def op_names(tflite_bytes):
             for subgraph in model.subgraphs for op in subgraph.operators]
 
 
-def check_model(tflite_bytes, mode, parameters):
+def check_model(tflite_bytes, mode, parameters, extra=0):
     """Refuses a model with variables, loops or non-builtin ops, or whose size does not
-    match the parameter count (a tiny file that runs on uninitialised weights)."""
+    match the parameter count (a tiny file that runs on uninitialised weights). ``extra``:
+    bytes a second signature may add on top (its graph; the train signature's own copy of the
+    output bias)."""
     ops = op_names(tflite_bytes)
     bad = sorted({op for op in ops if any(op.startswith(f) for f in FORBIDDEN_OPS)})
     if bad:
@@ -82,7 +87,7 @@ def check_model(tflite_bytes, mode, parameters):
     expected = parameters * BYTES_PER_WEIGHT[mode]
     # At least 0.8 bytes per weight per byte of the mode; never more than float32's size
     # (+10%, +64 KB of graph): duplicated int8 tables and int32 biases fit in between.
-    if not 0.8 * expected <= len(tflite_bytes) <= 1.1 * 4 * parameters + 65_536:
+    if not 0.8 * expected <= len(tflite_bytes) <= 1.1 * 4 * parameters + 65_536 + extra:
         raise KblmError(f"the {mode} model is {len(tflite_bytes):,} bytes for {parameters:,} "
                         f"parameters (expected about {expected:,}); its weights are missing or duplicated")
     return ops

@@ -305,7 +305,7 @@ def cmd_export(args):
         _check_output(zip_path(args.out), "bundle_zip", args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
                           args.sample_messages, args.cache_dir, strip_size=args.strip_size,
-                          lexicon=args.lexicon, lexicon_size=args.lexicon_size)
+                          lexicon=args.lexicon, lexicon_size=args.lexicon_size, adapter_rank=args.adapter_rank)
     metrics = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['files']['model.tflite']['bytes']:,} bytes, {args.quantize}); "
           f"held-out top-3 {metrics['keras_float32']['top3']:.2%} (Keras float) -> "
@@ -435,6 +435,10 @@ def _add_export_parsers(commands):
     p.add_argument("--lexicon-size", type=POSITIVE_INT, default=None,
                    help="keep the N most frequent lexicon words (default: all of the training text's, "
                         "100,000 from wordfreq)")
+    p.add_argument("--adapter-rank", type=_number(int, 0, 64), default=4,
+                   help="rank of the personal adapter the phone trains with the bundle's train signature "
+                        "(kblm adapt; docs/engine.md §18); default 4, 0: no train signature. int8 and int16x8 "
+                        "bundles never have one")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)
@@ -459,14 +463,17 @@ def _engine(args, threads=1, learn_words=True):
     prime = (message for path in primes for message in read_messages(path)) if primes else None
     return open_engine(bundle, getattr(args, "cache_weight", None), getattr(args, "cache", None), prime,
                        num_threads=threads, no_repeat=not getattr(args, "repeat", False),
-                       learn_words=learn_words, warn=_warn)
+                       learn_words=learn_words, warn=_warn, adapter=getattr(args, "adapter", None))
 
 
 def _warn(message):
     print(f"kblm: warning: {' '.join(message.split())}", file=sys.stderr)
 
 
-def _add_engine_options(p, prime=False):
+def _add_engine_options(p, prime=False, adapter=True):
+    if adapter:
+        p.add_argument("--adapter", type=Path,
+                       help="a personal adapter trained for this bundle by kblm adapt (docs/engine.md §18)")
     p.add_argument("--cache-weight", type=float, default=None,
                    help="turn on the personal cache with this interpolation weight (e.g. 0.1)")
     p.add_argument("--cache", type=Path, help="a saved personal cache (JSON) to start from")
@@ -587,6 +594,62 @@ def _add_words_parser(commands):
         q.set_defaults(func=cmd_words)
 
 
+def cmd_adapt(args):
+    from data_pipeline.corpora import read_messages
+    from data_pipeline.progress import progress
+    from keyboard_lm.phone.adapter import AdaptOptions, adapt, save_adapter
+    from keyboard_lm.phone.bundle import load_bundle
+
+    _check_output(args.out, "adapter", args)
+    bundle = load_bundle(args.bundle)
+    if bundle.adapter_block is None:
+        raise KblmError(f"{args.bundle}: the bundle has no train signature (no adapter block in its manifest); "
+                        "re-export it with this keyboard-lm (kblm export, without --adapter-rank 0)")
+    messages = read_messages(args.texts, args.paragraphs, args.replace_bad_bytes)
+    options = AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
+                           held_out=args.held_out, seed=args.seed)
+    with progress(desc="adapt", unit="window", disable=args.quiet) as bar:
+        result = adapt(bundle, messages, options, progress=bar)
+    for row in result["epochs"]:
+        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, held-out {row['held_out_loss']:.4f}")
+    print(f"held-out loss {result['base_held_out_loss']:.4f} (base) -> {result['held_out_loss']:.4f}; "
+          f"{result['train_targets']:,} training targets, {result['seconds']:.1f} s, "
+          f"peak memory {result['peak_memory_mb']:.0f} MB")
+    if not result["shipped"]:
+        print(f"no adapter: {result['reason']}")
+        return
+    training = {k: v for k, v in result.items() if k != "arrays"}
+    size = save_adapter(args.out, bundle, result["arrays"], training)
+    bundle_bytes = sum(f["bytes"] for f in bundle.manifest["files"].values())
+    print(f"wrote {args.out} ({size:,} bytes, {size / bundle_bytes:.1%} of the bundle's files)")
+
+
+def _add_adapt_parser(commands):
+    from keyboard_lm.phone.adapter import AdaptOptions
+
+    d = AdaptOptions()
+    p = commands.add_parser("adapt", help="train a personal adapter on the user's text with the bundle's train "
+                                          "signature, as the phone does (LiteRT, no TensorFlow)")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip (exported with a train signature)")
+    p.add_argument("--texts", type=Path, required=True, help="the user's committed text, one message per line, "
+                                                             "oldest first (a file or a folder of .txt files)")
+    p.add_argument("--out", type=Path, required=True, help="the adapter file to write (.kbad)")
+    p.add_argument("--epochs", type=_number(int, 1, 100), default=d.epochs, help=f"at most (default {d.epochs})")
+    p.add_argument("--learning-rate", type=_number(float, 0, 1, low_open=True), default=d.learning_rate,
+                   help=f"Adam's learning rate (default {d.learning_rate})")
+    p.add_argument("--l2", type=_number(float, 0), default=d.l2,
+                   help=f"pull toward the base: L2 weight on the adapter (default {d.l2})")
+    p.add_argument("--held-out", type=_number(float, 0, 0.5, low_open=True), default=d.held_out,
+                   help=f"share of the last messages that scores the adapter (default {d.held_out})")
+    p.add_argument("--seed", type=int, default=d.seed, help="the adapter's initial noise (default 0)")
+    p.add_argument("--paragraphs", action="store_true", help="one message per blank-line-separated paragraph")
+    p.add_argument("--replace-bad-bytes", action="store_true",
+                   help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p, "--out")
+    p.set_defaults(func=cmd_adapt)
+
+
 def _add_harness_parsers(commands):
     p = commands.add_parser("suggest", help="the strip's suggestions for a text (completions if it ends mid-word)")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
@@ -627,7 +690,7 @@ def _add_harness_parsers(commands):
     p.add_argument("--opening", help="the text each trace's field opens with (default: empty)")
     p.add_argument("--opening-learned", action="store_true",
                    help="the personal cache learns the opening text (by default it does not)")
-    _add_engine_options(p)
+    _add_engine_options(p, adapter=False)
     p.set_defaults(func=cmd_trace)
 
 
@@ -717,6 +780,7 @@ def build_parser():
     _add_export_parsers(commands)
     _add_harness_parsers(commands)
     _add_words_parser(commands)
+    _add_adapt_parser(commands)
     return parser
 
 

@@ -18,6 +18,7 @@ CASE_MODULES = [
     "tests/keyboard_lm/test_cli_hardening.py",
     "tests/keyboard_lm/test_train_validation.py",
     "tests/export/test_bundle_errors.py",
+    "tests/keyboard_lm/test_adapter.py",
 ]
 
 # (command, case, the test that covers it): cases covered before the hardening pass.

@@ -78,8 +78,8 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
         def before_final_pass():  # the held-out slice is about to be trained on: keep its view
             nonlocal replayed
             if eval_texts is None and options.quantize and options.ksr_limit:
-                replayed = tmp / ".chosen-epoch-bundle"
-                _export_bundle(tmp, options, replayed, cache_dir)
+                replayed = tmp / ".chosen-epoch-bundle"  # measured, never shipped: no train signature
+                _export_bundle(tmp, options, replayed, cache_dir, adapter_rank=0)
 
         result = fine_tune(base, tmp, model_config, base_train, vocab, options, train_messages, held_messages,
                            eval_messages if eval_texts else None, general_texts, progress, before_final_pass)
@@ -101,17 +101,19 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
     return report
 
 
-def _export_bundle(run, options, out, cache_dir):
+def _export_bundle(run, options, out, cache_dir, adapter_rank=None):
     """Exports ``run`` as ``options.quantize``, or as the fallback mode if that loses more
-    top-3 accuracy than the export allows; returns (mode, why the fallback was used or None)."""
-    from export.exporter import QuantizationLoss, export_run
+    top-3 accuracy than the export allows; returns (mode, why the fallback was used or None).
+    ``adapter_rank``: the export's (None: its default, a bundle the phone can adapt)."""
+    from export.exporter import DEFAULT_RANK, QuantizationLoss, export_run
 
+    rank = DEFAULT_RANK if adapter_rank is None else adapter_rank
     try:
-        export_run(run, options.quantize, out, cache_dir=cache_dir)
+        export_run(run, options.quantize, out, cache_dir=cache_dir, adapter_rank=rank)
         return options.quantize, None
     except QuantizationLoss as error:
         if not options.quantize_fallback or options.quantize_fallback == options.quantize:
             raise KblmError(f"{error} (kblm personalize: --quantize another mode, or "
                             "--quantize-fallback float16)") from None
-        export_run(run, options.quantize_fallback, out, cache_dir=cache_dir)
+        export_run(run, options.quantize_fallback, out, cache_dir=cache_dir, adapter_rank=rank)
         return options.quantize_fallback, str(error).split(";")[0]

@@ -135,6 +135,7 @@ class Bundle:
         self.names = names or Names(self.directory)
         self._spare = None  # the runner made while verifying, handed out by the first runner()
         self.lexicon = None  # the verified lexicon (keyboard_lm.phone.lexicon.Lexicon), if the bundle has one
+        self.adapter = None  # the user's adapter arrays every runner feeds (docs/engine.md §18), if one is loaded
         if temporary:  # a zip's extraction: removed with the Bundle object
             weakref.finalize(self, shutil.rmtree, self.directory, True)
 
@@ -151,18 +152,38 @@ class Bundle:
     def state_layout(self):
         return [(s["name"], s["size"]) for s in self.manifest["signature"]["states"]]
 
+    @property
+    def adapter_block(self):
+        """The manifest's adapter block (docs/engine.md §18), or None: a bundle without ``train``."""
+        return self.manifest.get("adapter")
+
+    @property
+    def model_sha256(self):
+        return self.manifest["files"]["model.tflite"]["sha256"]
+
     def runner(self, num_threads=1):
-        """A fresh StepRunner (empty state) whose signature matches the manifest."""
+        """A fresh StepRunner (empty state) whose signature matches the manifest, adding the
+        loaded adapter (if any) to every step."""
         from keyboard_lm.phone.runtime import StepRunner
 
         spare, self._spare = self._spare, None
-        if spare is not None and spare.num_threads == num_threads:
-            return spare
-        runner = StepRunner(self.model_path, self.state_layout, num_threads,
-                            vocabulary_size=self.manifest["signature"]["vocabulary_size"],
-                            name=self.names("model.tflite"),
-                            against=f"{self.names('manifest.json')} field signature")
-        return runner
+        if spare is None or spare.num_threads != num_threads:
+            spare = StepRunner(self.model_path, self.state_layout, num_threads,
+                               vocabulary_size=self.manifest["signature"]["vocabulary_size"],
+                               name=self.names("model.tflite"),
+                               against=f"{self.names('manifest.json')} field signature", adapter=self.adapter_block)
+        spare.set_adapter(self.adapter)
+        return spare
+
+    def trainer(self, num_threads=1):
+        """The ``train`` signature's runner (runtime.TrainRunner); the bundle must have an adapter block."""
+        from keyboard_lm.phone.runtime import TrainRunner
+
+        if self.adapter_block is None:
+            raise KblmError(f"{self.names('manifest.json')}: the bundle has no train signature (no adapter block); "
+                            "re-export it with this keyboard-lm (kblm export, without --adapter-rank 0)")
+        return TrainRunner(self.model_path, self.state_layout, self.adapter_block, num_threads,
+                           name=self.names("model.tflite"))
 
 
 def load_bundle(path):
@@ -298,7 +319,10 @@ def check_manifest(manifest, where):
         raise fields.error("signature.states", f"names a tensor twice ({names})")
     size = fields.need(signature, "vocabulary_size", "signature.vocabulary_size", lambda v: _is_int(v) and v > 0,
                        "a positive integer")
-    inputs, outputs = signature_tensors([(s["name"], s["size"]) for s in states], size)
+    adapter = manifest.get("adapter")
+    if adapter is not None:
+        check_adapter_block(adapter, size, fields)
+    inputs, outputs = signature_tensors([(s["name"], s["size"]) for s in states], size, adapter)
     for key, expected in (("inputs", inputs), ("outputs", outputs)):
         listed = fields.need(signature, key, f"signature.{key}", lambda v: isinstance(v, list), "a list of tensors")
         if listed != expected:
@@ -326,6 +350,29 @@ def check_manifest(manifest, where):
     if context not in ("reset", "carry"):
         raise fields.error("sentence_context", f"is {_show(context)}, expected \"reset\" or \"carry\"")
     manifest_strip_size(manifest, where)
+
+
+ADAPTER_FORMAT = 1  # docs/engine.md §18: the manifest's adapter block and the .kbad file
+ADAPTER_PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
+
+
+def check_adapter_block(adapter, vocabulary_size, fields):
+    """The manifest's adapter block (§18): format, rank, window, feature size, the parameters'
+    names and shapes."""
+    if not isinstance(adapter, dict):
+        raise fields.error("adapter", f"must be an object (docs/engine.md §18), not {_show(adapter)}")
+    fields.need(adapter, "format_version", "adapter.format_version", lambda v: _is_int(v) and v == ADAPTER_FORMAT,
+                f"{ADAPTER_FORMAT} (the adapter format this keyboard-lm reads)")
+    rank = fields.need(adapter, "rank", "adapter.rank", lambda v: _is_int(v) and v > 0, "a positive integer")
+    fields.need(adapter, "window", "adapter.window", lambda v: _is_int(v) and v > 0, "a positive integer")
+    features = fields.need(adapter, "feature_size", "adapter.feature_size", lambda v: _is_int(v) and v > 0,
+                           "a positive integer")
+    expected = [{"name": "adapter_bias", "shape": [vocabulary_size]},
+                {"name": "adapter_down", "shape": [features, rank]},
+                {"name": "adapter_up", "shape": [rank, vocabulary_size]}]
+    fields.need(adapter, "parameters", "adapter.parameters", lambda v: v == expected,
+                "the three arrays of docs/engine.md §18 with shapes from rank, feature_size and the vocabulary ("
+                + ", ".join(f"{p['name']} {p['shape']}" for p in expected) + ")")
 
 
 def _verified(path, temporary, names):
@@ -369,5 +416,6 @@ def _verified(path, temporary, names):
         bundle.lexicon = Lexicon.parse((path / FILE).read_bytes(), vocab, manifest["lexicon"]["words"], names(FILE))
     # Loads the model once: it must run in LiteRT with the signature the manifest describes.
     bundle._spare = StepRunner(bundle.model_path, bundle.state_layout, 1, vocabulary_size=size,
-                               name=names("model.tflite"), against=f"{where} field signature")
+                               name=names("model.tflite"), against=f"{where} field signature",
+                               adapter=manifest.get("adapter"))
     return bundle

@@ -10,7 +10,7 @@ from keyboard_lm.phone.user_words import UserWords, load_or_start, words_path
 
 
 def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_threads=1, no_repeat=True,
-                learn_words=False, warn=None):
+                learn_words=False, warn=None, adapter=None):
     """A KeyboardEngine on ``bundle`` (a path, loaded and verified here, or a loaded Bundle),
     its strip as long as the bundle's manifest says (docs/engine.md §3).
 
@@ -21,9 +21,24 @@ def open_engine(bundle, cache_weight=None, cache_file=None, prime=None, num_thre
 
     ``learn_words``: with a cache, the user's words are learned too (docs/engine.md §17),
     read from beside ``cache_file`` (``user_words.words_path``); a corrupt file is kept
-    aside and the engine starts with none, said once through ``warn``."""
+    aside and the engine starts with none, said once through ``warn``.
+
+    ``adapter``: a .kbad file trained for this bundle (docs/engine.md §18), added to every
+    step. One that fails a check is refused, said once through ``warn`` (raised without
+    it), and the engine runs on the base model."""
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
+    if adapter is not None:
+        from data_pipeline.errors import KblmError
+        from keyboard_lm.phone.adapter import load_adapter
+
+        try:
+            bundle.adapter = load_adapter(adapter, bundle)[0]
+        except KblmError as e:
+            if warn is None:
+                raise
+            warn(f"{e}; running the base model")
+            bundle.adapter = None
     cache = None
     if cache_file:
         cache = PersonalCache.load(cache_file, len(bundle.vocab), cache_weight)

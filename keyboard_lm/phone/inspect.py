@@ -61,6 +61,11 @@ def describe(path):
                  + (f"; {' + '.join(map(str, lexicon['sources']))}" if isinstance(lexicon.get("sources"), list) else "")
                  + f"), {m['files']['lexicon.tsv.gz']['bytes']:,} bytes, checked" if isinstance(lexicon, dict)
                  else "lexicon: none (the strip offers vocabulary words only)")
+    adapter = bundle.adapter_block
+    lines.append(f"on-device training: signature train, adapter rank {adapter['rank']} on {adapter['feature_size']} "
+                 f"features, windows of {adapter['window']} tokens, {adapter['optimizer']['name']} "
+                 f"(docs/engine.md §18; kblm adapt)" if adapter else
+                 "on-device training: none (no train signature; kblm export --adapter-rank > 0 adds one)")
     if isinstance(m.get("run"), dict):
         corpus = _at(m, "run", "corpus", "name")
         lines.append(f"from run {_at(m, 'run', 'path') or '?'}" + (f" (corpus {corpus})" if corpus else ""))

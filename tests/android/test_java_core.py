@@ -123,6 +123,20 @@ def _tools():
                     "; install with: apt-get install default-jdk-headless junit5 libandroid-json-java")
 
 
+# Texts whose sentences (data_pipeline.tokenization.split_sentences, then tokenized) the Java port of
+# the training loop must cut alike (AdapterTrainingTest, docs/engine.md §18.3)
+SENTENCE_CASES = ["Hi there. How are you? ok", "wait...what", "ok\uff0efine", "3.5 miles. Then 4!", "Mr. Smith said hi !! really?",
+                  "emoji \U0001f44d\U0001f3fd. done", "no end", "", "  \n ", "don\u2019t stop. \u00bfqu\u00e9? s\u00ed",
+                  "a.b.c", "line one\nline two. three", "\u2026 ok \u3002 next"]
+
+
+def _adapter_fixture():
+    spec = importlib.util.spec_from_file_location("make_adapter_fixture", Path(__file__).with_name("make_adapter_fixture.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _make_fixtures():
     spec = importlib.util.spec_from_file_location("make_fixtures", CORE / "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)
@@ -182,6 +196,11 @@ def traces(toy_bundle, tmp_path_factory):
         recorded.append(record(engine, script, name, save_to=out / name))
     write_traces(out / "traces.json", recorded, bundle.manifest)
     shutil.copytree(toy_bundle, out / "bundle")
+    # §18: an adapter file numpy writes for the bundle (AdapterTest, AdapterTrainingTest read out/adapter)
+    _adapter_fixture().write_fixture(out / "bundle", out / "adapter")
+    from data_pipeline.tokenization import split_sentences, tokenize
+    (out / "adapter" / "sentences.json").write_text(json.dumps(
+        {text: [tokenize(s) for s in split_sentences(text) if tokenize(s)] for text in SENTENCE_CASES}))
     return out
 
 
@@ -277,6 +296,20 @@ def test_java_core(traces, cifg_traces, lexicon_traces):
     if result.returncode != 0:
         pytest.fail(f"Java core tests failed (exit {result.returncode}):\n{output[-12000:]}", pytrace=False)
     assert " 0 tests failed" in output and " 0 tests found" not in output, output
+    # either port reads the other's adapter file: the one AdapterTest wrote, read with numpy
+    import numpy as np
+
+    expected = json.loads((traces / "adapter" / "expected.json").read_text())
+    _, arrays = _adapter_fixture().read_kbad((traces / "adapter" / "written-by-java.kbad").read_bytes())
+    for name, array in zip(("adapter_bias", "adapter_down", "adapter_up"), arrays):
+        assert np.array_equal(array.reshape(-1), np.array(expected[name], np.float32)), name
+    # and the harness's own loader (every check of §18.4) takes Java's file for this bundle
+    from keyboard_lm.phone.adapter import load_adapter
+    from keyboard_lm.phone.bundle import load_bundle
+
+    loaded, _ = load_adapter(traces / "adapter" / "written-by-java.kbad", load_bundle(traces / "adapter" / "bundle"))
+    for name, array in zip(("adapter_bias", "adapter_down", "adapter_up"), arrays):
+        assert np.array_equal(loaded[name], array.reshape(loaded[name].shape)), name
 
 
 def test_copy_bundle_script(toy_bundle, tmp_path):

@@ -84,8 +84,10 @@ def double_state_sizes(manifest):
     signature = manifest["signature"]
     for state in signature["states"]:
         state["size"] *= 2
-    for tensor in signature["inputs"][1:] + signature["outputs"][1:]:
-        tensor["shape"][1] *= 2
+    names = {state["name"] for state in signature["states"]}
+    for tensor in signature["inputs"] + signature["outputs"]:
+        if tensor["name"] in names or tensor["name"].removeprefix("next_") in names:
+            tensor["shape"][1] *= 2
 
 
 def one_more_word(directory):
@@ -100,7 +102,18 @@ def one_more_word(directory):
     manifest["files"]["vocab.txt"] = {"sha256": sha256(directory / "vocab.txt"), "bytes": len(text.encode())}
     size = manifest["signature"]["vocabulary_size"] = meta["size"]
     manifest["signature"]["outputs"][0]["shape"] = [1, size]
+    resize_adapter(manifest, size)
     write_manifest(directory, manifest)
+
+
+def resize_adapter(manifest, size):
+    """The adapter block and the step's adapter inputs for a vocabulary of ``size`` (so that the
+    manifest agrees with itself, and the fault is found where the case means it to be)."""
+    for tensor in manifest.get("adapter", {}).get("parameters", []) + manifest["signature"]["inputs"]:
+        if tensor["name"] == "adapter_bias":
+            tensor["shape"] = [size]
+        elif tensor["name"] == "adapter_up":
+            tensor["shape"] = [tensor["shape"][0], size]
 
 
 def cut_model_to_1000_bytes(directory):
@@ -321,7 +334,8 @@ BAD_BUNDLES = {
                                                                 ["manifest.json", "signature.inputs disagrees"]),
     "manifest vocabulary_size that differs from vocab.txt": (
         edit_manifest(lambda m: (m["signature"].update(vocabulary_size=m["signature"]["vocabulary_size"] + 1),
-                                 m["signature"]["outputs"][0].update(shape=[1, m["signature"]["vocabulary_size"]]))),
+                                 m["signature"]["outputs"][0].update(shape=[1, m["signature"]["vocabulary_size"]]),
+                                 resize_adapter(m, m["signature"]["vocabulary_size"]))),
         ["vocab.txt", "tokens, but manifest.json field signature.vocabulary_size is"]),
     "manifest without quantization": (drop("quantization"), ["manifest.json", "field quantization is missing"]),
     "manifest without special_ids": (drop("special_ids"), ["manifest.json", "field special_ids is missing"]),
@@ -363,9 +377,18 @@ BAD_BUNDLES = {
                                                                 ["manifest.json", "field lexicon is missing"]),
     "manifest lexicon block without the file": (with_lexicon(drop("files", "lexicon.tsv.gz")),
                                                 ["manifest.json", "files.lexicon.tsv.gz is missing"]),
+    # the adapter block: the step's adapter inputs and the train signature (docs/engine.md §18)
+    "manifest adapter.rank 0": (put(0, "adapter", "rank"), ["manifest.json", "field adapter.rank must be a positive"]),
+    "manifest adapter format_version 2": (put(2, "adapter", "format_version"),
+                                          ["manifest.json", "field adapter.format_version must be 1"]),
+    "manifest adapter parameters that disagree with its rank": (
+        put(5, "adapter", "rank"), ["manifest.json", "field adapter.parameters must be the three arrays"]),
+    "manifest without the adapter block of a model that takes one": (
+        drop("adapter"), ["manifest.json", "signature.inputs disagrees"]),
 }
 COMMANDS = ("inspect", "suggest", "simulate")
 CASES = [(command, description) for description in BAD_BUNDLES for command in COMMANDS] + [
+    ("export", "--adapter-rank -1 or 65: refused by the parser", "test_adapter_rank_is_checked_by_the_parser"),
     ("export", "--strip-size 0, 11 or 2.5: refused by the parser", "test_strip_size_is_checked_by_the_parser")]
 
 
@@ -586,3 +609,11 @@ def test_export_writes_a_lexicon_from_wordfreq(toy_run, tmp_path, capsys):
     assert "lexicon" not in read_manifest(none) and not (none / "lexicon.tsv.gz").exists()
     assert main(["export", str(toy_run), "--out", str(tmp_path / "bad"), "--lexicon", "wordfreq"]) == 1
     assert "--lexicon: expected train, none or wordfreq:LANG" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "2.5"])
+def test_adapter_rank_is_checked_by_the_parser(value, toy_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(toy_run), "--out", str(tmp_path / "b"), "--adapter-rank", value])
+    assert exit_.value.code == 2 and "--adapter-rank" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

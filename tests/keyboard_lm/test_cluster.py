@@ -198,3 +198,23 @@ def test_bad_cluster_input_is_one_line_and_starts_nothing(toy_run, tmp_path):
     assert blocked.returncode == 1 and blocked.stderr.strip().splitlines()[-1] == (
         "kblm: error: --cluster ray needs Ray: pip install 'keyboard-lm[cluster]'"), blocked.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_rays_workers_run_at_the_pools_priority():
+    """Ray nices its workers to 15 by default; a local Ray started for a batch runs them at the
+    caller's priority, as the process pool does (else any other load on the machine starves
+    them), and leaves the caller's environment as it was."""
+    code = ("import os\n"
+            "from keyboard_lm.personalize.cluster import connected\n"
+            "with connected(None) as ray:\n"
+            "    print(ray.get(ray.remote(lambda: os.nice(0)).remote()), os.nice(0),\n"
+            "          'RAY_worker_niceness' in os.environ)\n")
+    node_temp = Path(tempfile.mkdtemp(prefix="kblm-t-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    try:
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "TMPDIR": str(node_temp)})
+    finally:
+        shutil.rmtree(node_temp, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    worker, caller, leaked = result.stdout.split()
+    assert worker == caller and leaked == "False"

@@ -13,7 +13,8 @@ import org.json.JSONObject;
  * reads the step signature's state layout, the sentence framing the model was trained with
  * and the engine's options (the strip size: docs/engine.md §3); and, if the manifest has a
  * lexicon block, lexicon.tsv.gz (its sha256, gzip, format, order and words outside the
- * vocabulary: docs/engine.md §16).
+ * vocabulary: docs/engine.md §16); and the adapter block's rank, window and feature size, if
+ * the manifest has one (docs/engine.md §18).
  */
 public final class Bundle {
     public static final int FORMAT_VERSION = 1;
@@ -39,10 +40,14 @@ public final class Bundle {
     public final int stripSize;
     /** Words outside the vocabulary with counts (lexicon.tsv.gz, docs/engine.md §16), or null: the bundle has none. */
     public final Lexicon lexicon;
+    /** The manifest's adapter block (docs/engine.md §18): rank r, window T, feature size F; null: the bundle has none
+     *  (no adapter inputs to step, no train signature). */
+    private final int[] adapter;
 
     private Bundle(JSONObject manifest, Vocabulary vocabulary, byte[] model, String[] stateNames, int[] stateSizes,
-                   int vocabularySize, boolean resetAtSentenceStart, int stripSize, Lexicon lexicon) {
+                   int vocabularySize, boolean resetAtSentenceStart, int stripSize, Lexicon lexicon, int[] adapter) {
         this.lexicon = lexicon;
+        this.adapter = adapter;
         this.manifest = manifest;
         this.vocabulary = vocabulary;
         this.model = model;
@@ -124,10 +129,83 @@ public final class Bundle {
             throw new BundleException(manifestName + ": field sentence_context is " + context + ", expected reset or carry");
         }
         int stripSize = stripSize(manifest, manifestName);
+        int[] adapter = adapterBlock(manifest, vocabulary.size(), manifestName);
         Lexicon lexicon = !hasLexicon ? null : Lexicon.parse(lexiconData, vocabulary, Tokenizer.standard(),
                 ((Number) manifest.optJSONObject("lexicon").opt("words")).longValue(), files.describe(Lexicon.FILE));
         return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"),
-                stripSize, lexicon);
+                stripSize, lexicon, adapter);
+    }
+
+    /** True if the manifest has an adapter block: step takes adapter_bias/down/up, and there is a train signature (§18). */
+    public boolean hasAdapter() {
+        return adapter != null;
+    }
+
+    /** The adapter's rank r (§18); 0 without an adapter block. */
+    public int adapterRank() {
+        return adapter == null ? 0 : adapter[0];
+    }
+
+    /** The train signature's fixed window T (§18.2); 0 without an adapter block. */
+    public int adapterWindow() {
+        return adapter == null ? 0 : adapter[1];
+    }
+
+    /** F, the size of the features the output layer reads (§18); 0 without an adapter block. */
+    public int adapterFeatureSize() {
+        return adapter == null ? 0 : adapter[2];
+    }
+
+    /** The manifest's files."model.tflite".sha256 (checked against the model's bytes at load): an adapter names it (§18.4). */
+    public String modelSha256() {
+        return manifest.optJSONObject("files").optJSONObject(FILES[0]).optString("sha256");
+    }
+
+    /**
+     * The manifest's adapter block (docs/engine.md §18), or null when there is none, checked in the
+     * Python loader's words (keyboard_lm/phone/bundle.py check_adapter_block): an object with
+     * format_version 1, positive integers rank, window and feature_size, and parameters listing
+     * adapter_bias [V], adapter_down [F, r], adapter_up [r, V] in that order. Returns
+     * {rank, window, feature_size}. (The optimizer is the train signature's own business.)
+     */
+    static int[] adapterBlock(JSONObject manifest, int vocabularySize, String manifestName) throws BundleException {
+        Object block = manifest.opt("adapter");
+        if (block == null) return null;
+        if (!(block instanceof JSONObject)) {
+            throw new BundleException(manifestName + ": field adapter must be an object (docs/engine.md §18), not " + show(block));
+        }
+        JSONObject adapter = (JSONObject) block;
+        Object version = adapter.opt("format_version");
+        String what = Adapter.FORMAT_VERSION + " (the adapter format this keyboard-lm reads)";
+        if (version == null) throw new BundleException(manifestName + ": field adapter.format_version is missing (" + what + " expected)");
+        if (!isInteger(version) || ((Number) version).longValue() != Adapter.FORMAT_VERSION) {
+            throw new BundleException(manifestName + ": field adapter.format_version must be " + what + ", not " + show(version));
+        }
+        int[] out = new int[3];
+        String[] fields = {"rank", "window", "feature_size"};
+        for (int i = 0; i < fields.length; i++) {
+            Object value = adapter.opt(fields[i]);
+            if (value == null) {
+                throw new BundleException(manifestName + ": field adapter." + fields[i] + " is missing (a positive integer expected)");
+            }
+            if (!isInteger(value) || ((Number) value).longValue() <= 0 || ((Number) value).longValue() > Integer.MAX_VALUE) {
+                throw new BundleException(manifestName + ": field adapter." + fields[i] + " must be a positive integer, not " + show(value));
+            }
+            out[i] = ((Number) value).intValue();
+        }
+        int[][] shapes = Adapter.shapes(out[2], out[0], vocabularySize);
+        StringBuilder expected = new StringBuilder();
+        for (int i = 0; i < shapes.length; i++) {
+            expected.append(i == 0 ? "" : ", ").append(Adapter.ARRAYS[i]).append(' ').append(java.util.Arrays.toString(shapes[i]));
+        }
+        String wanted = "the three arrays of docs/engine.md §18 with shapes from rank, feature_size and the vocabulary ("
+                + expected + ")";
+        Object parameters = adapter.opt("parameters");
+        if (parameters == null) throw new BundleException(manifestName + ": field adapter.parameters is missing (" + wanted + " expected)");
+        if (!Adapter.sameArrays(parameters, shapes)) {
+            throw new BundleException(manifestName + ": field adapter.parameters must be " + wanted + ", not " + show(parameters));
+        }
+        return out;
     }
 
     /**

@@ -32,6 +32,12 @@ import java.util.concurrent.Executor;
  * model call, nothing learned (their text never reaches the worker, so no word typed there is
  * counted towards the user's words). docs/engine.md §13 specifies this class's part (when it
  * types on and when it resets the engine, shift), §11 private fields, §17 the user's words.
+ *
+ * Committed text (§18.3, optional): a message the user typed in a field that takes suggestions
+ * is recorded in {@link CommittedText} when it is finished -- the enter key performs the editor's
+ * action (send, search, ...) or the field loses the keyboard -- never from a private field. (A
+ * message an app sends with its own button, emptying the field, is not recorded: the controller
+ * sees only the text before the cursor, and an emptied field looks like a cursor moved to the start.)
  */
 public final class KeyboardController {
     /** UTF-16 units read before the cursor: enough for the engine's window of CONTEXT_CHARS code points. */
@@ -91,6 +97,7 @@ public final class KeyboardController {
     private final KeyboardSession.ModelFactory models;
     private final PersonalCache cache;
     private final UserWords userWords;
+    private final CommittedText committed;
     private final Executor worker;
     private final Executor ui;
 
@@ -102,6 +109,7 @@ public final class KeyboardController {
     private boolean composing;
     private boolean selection;
     private boolean shift;
+    private boolean edited;  // the user typed in this field since it opened or since its text was last committed
     private Shown shown;
     private volatile long generation;  // written on the UI thread only
 
@@ -123,18 +131,27 @@ public final class KeyboardController {
      * {@code cache}: the personal cache the engine learns into (null: none); {@code userWords}:
      * the words the user teaches the keyboard (docs/engine.md §17; null: none, no word is
      * learned). Both belong to the caller, survive a bundle reload, a bundle that fails and a
-     * model that throws, and are touched only on the worker from here on. {@code worker}: one
-     * background thread (tasks run in order); {@code ui}: the UI thread.
+     * model that throws, and are touched only on the worker from here on. {@code committed}: where
+     * finished messages go for the on-device training (docs/engine.md §18.3; null: nowhere), added
+     * to on the UI thread. {@code worker}: one background thread (tasks run in order); {@code ui}:
+     * the UI thread.
      */
     public KeyboardController(Editor editor, BundleSource source, KeyboardSession.ModelFactory models,
-                              PersonalCache cache, UserWords userWords, Executor worker, Executor ui) {
+                              PersonalCache cache, UserWords userWords, CommittedText committed, Executor worker, Executor ui) {
         this.editor = editor;
         this.source = source;
         this.models = models;
         this.cache = cache;
         this.userWords = userWords;
+        this.committed = committed;
         this.worker = worker;
         this.ui = ui;
+    }
+
+    /** A controller that records no committed text. */
+    public KeyboardController(Editor editor, BundleSource source, KeyboardSession.ModelFactory models,
+                              PersonalCache cache, UserWords userWords, Executor worker, Executor ui) {
+        this(editor, source, models, cache, userWords, null, worker, ui);
     }
 
     /** A controller without user words. */
@@ -152,6 +169,7 @@ public final class KeyboardController {
         suggests = InputTypes.suggests(inputType, imeOptions);  // false in private fields: no strip, no model, no learning
         composing = true;  // unknown until the first selection update: finish it before editing
         selection = false;
+        edited = false;
         shown = null;
         String before = editor.textBeforeCursor(READ_CHARS);
         text = before == null ? "" : before;
@@ -163,6 +181,7 @@ public final class KeyboardController {
 
     /** The field lost the keyboard (onFinishInput, onFinishInputView): the strip goes, late strips are dropped. */
     public void onFinishInput() {
+        commit();
         active = false;
         shown = null;
         generation++;
@@ -186,6 +205,7 @@ public final class KeyboardController {
         String typed = shift ? characters.toUpperCase(Locale.ROOT) : characters;
         finishComposing();
         boolean replaced = selection;
+        edited = true;
         changed(replaced ? text : text + typed, false);  // a replaced selection: the selection update resyncs
         editor.commitText(typed);
         rearm();
@@ -194,6 +214,7 @@ public final class KeyboardController {
     public void onBackspace() {
         if (!active) return;
         finishComposing();
+        edited = true;
         if (selection) {
             editor.commitText("");  // deletes the selection; its selection update resyncs
         } else if (text.isEmpty()) {
@@ -212,6 +233,7 @@ public final class KeyboardController {
         if (!active) return;
         int action = InputTypes.enterAction(imeOptions);
         if (action != InputTypes.IME_ACTION_NONE) {
+            commit();  // the message is sent (searched, ...)
             editor.performEditorAction(action);
         } else {
             onKey("\n");
@@ -234,6 +256,7 @@ public final class KeyboardController {
         String after = strip.after.get(slot);
         TextEdit edit = TextEdit.between(text, after);
         finishComposing();
+        edited = true;
         changed(after, false);
         editor.replaceBefore(edit.delete, edit.insert);
         rearm();
@@ -310,6 +333,12 @@ public final class KeyboardController {
         text = newText;
         generation++;
         if (suggests) request(reset, false);
+    }
+
+    /** The field's text is a finished message: recorded if the user typed in it, never in a private field (§18.3). */
+    private void commit() {
+        if (committed != null && suggests && edited && !text.isEmpty()) committed.add(text);
+        edited = false;
     }
 
     private void finishComposing() {

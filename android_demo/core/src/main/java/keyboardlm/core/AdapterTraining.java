@@ -1,0 +1,464 @@
+package keyboardlm.core;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
+
+/**
+ * The on-device training loop (docs/engine.md §18.3; keyboard_lm/phone/adapter.py's adapt) over
+ * a {@link Trainer}, the train signature of §18.2.
+ *
+ * Text: the user's committed messages, oldest first, never from private fields ({@link
+ * CommittedText} collects them). Each message is cut into sentences as tokenization.md does
+ * ({@link #sentences}); a sentence with a token is {@code <bos> ids <eos>}, its inputs the ids but
+ * the last, its targets the ids but the first. The last max(1, round(0.1 * messages)) messages
+ * are held out. Positions are cut into windows of T, the last padded (token 0, target 0, mask 0);
+ * a sentence's first window starts from zero states ("reset"; with "carry" a message's sentences
+ * are one stream, <bos> ... <eos> <bos> ... <eos>, cut into windows), a later window from the previous
+ * window's. Too short (fewer than 300 training or 30 held-out targets): nothing is trained. Pass 0
+ * scores the held-out windows with the zero adapter and learning rate 0: the base held-out loss.
+ * Each window's start states are recorded the first time it runs (pass 0, or epoch 1 for the
+ * training windows) and fixed from then on. Then at most 6 epochs, one update per training window, keeping
+ * the adapter with the lowest held-out loss; the run stops after an epoch that does not improve on
+ * the best, or at a non-finite loss or parameter (that epoch is thrown away). The best adapter
+ * ships only if it beats the base held-out loss.
+ *
+ * As keyboard_lm/phone/adapter.py decides: the best starts as the base model (an epoch that does
+ * not beat the base loss ends the run with nothing to ship), and an epoch's held-out loss is the
+ * one of its adapter rounded to float16, as the file stores it and the phone will run it (that
+ * rounded adapter is what ships; training goes on from the float32 one).
+ *
+ * The initial adapter_down is normal noise of standard deviation 1/sqrt(F) from java.util.Random
+ * (the Python port draws its own: runs are not compared bit for bit across the ports).
+ */
+public final class AdapterTraining {
+    public static final int EPOCHS = 6;
+    public static final float LEARNING_RATE = 0.01f;
+    public static final float L2 = 1e-4f;
+    public static final double HELD_OUT = 0.1;
+    public static final int MIN_TRAINING_TARGETS = 300;
+    public static final int MIN_HELD_OUT_TARGETS = 30;
+    public static final long SEED = 0;
+
+    /** How a run ended: a new adapter, or why the previous one (or none) stays. */
+    public enum Outcome {
+        SHIPPED, TOO_SHORT, NOT_BETTER, DIVERGED
+    }
+
+    /** The loop's settings: §18.3's values by default ({@link #DEFAULT}). */
+    public static final class Options {
+        public static final Options DEFAULT = new Options(EPOCHS, LEARNING_RATE, L2, HELD_OUT, SEED, MIN_TRAINING_TARGETS,
+                MIN_HELD_OUT_TARGETS);
+
+        public final int epochs;
+        public final float learningRate;
+        public final float l2;
+        public final double heldOut;
+        public final long seed;
+        public final int minTrainingTargets;
+        public final int minHeldOutTargets;
+
+        public Options(int epochs, float learningRate, float l2, double heldOut, long seed, int minTrainingTargets,
+                       int minHeldOutTargets) {
+            if (epochs < 1) throw new IllegalArgumentException("epochs must be at least 1, got " + epochs);
+            if (!(learningRate >= 0) || Float.isInfinite(learningRate)) {
+                throw new IllegalArgumentException("learning rate must be finite and >= 0, got " + learningRate);
+            }
+            if (!(l2 >= 0) || Float.isInfinite(l2)) throw new IllegalArgumentException("l2 must be finite and >= 0, got " + l2);
+            if (!(heldOut > 0 && heldOut < 1)) throw new IllegalArgumentException("held_out must be in (0, 1), got " + heldOut);
+            if (minTrainingTargets < 1 || minHeldOutTargets < 1) {
+                throw new IllegalArgumentException("the minimum target counts must be positive");
+            }
+            this.epochs = epochs;
+            this.learningRate = learningRate;
+            this.l2 = l2;
+            this.heldOut = heldOut;
+            this.seed = seed;
+            this.minTrainingTargets = minTrainingTargets;
+            this.minHeldOutTargets = minHeldOutTargets;
+        }
+
+        public Options withEpochs(int value) {
+            return new Options(value, learningRate, l2, heldOut, seed, minTrainingTargets, minHeldOutTargets);
+        }
+
+        public Options withLearningRate(float value) {
+            return new Options(epochs, value, l2, heldOut, seed, minTrainingTargets, minHeldOutTargets);
+        }
+
+        public Options withL2(float value) {
+            return new Options(epochs, learningRate, value, heldOut, seed, minTrainingTargets, minHeldOutTargets);
+        }
+
+        public Options withSeed(long value) {
+            return new Options(epochs, learningRate, l2, heldOut, value, minTrainingTargets, minHeldOutTargets);
+        }
+    }
+
+    /** One window of the train signature: T positions, the last ones padding where mask is 0. */
+    static final class Window {
+        final int[] tokens;
+        final int[] targets;
+        final float[] mask;
+        /** Real positions (the sum of the mask). */
+        final int real;
+        final boolean heldOut;
+        /** Starts from the previous window's next states (else from zero states). */
+        final boolean continues;
+
+        Window(int[] tokens, int[] targets, float[] mask, int real, boolean heldOut, boolean continues) {
+            this.tokens = tokens;
+            this.targets = targets;
+            this.mask = mask;
+            this.real = real;
+            this.heldOut = heldOut;
+            this.continues = continues;
+        }
+    }
+
+    private final String modelSha256;
+    private final int window;
+    private final boolean resetAtSentenceStart;
+    private final int[] stateSizes;
+    private final int vocabularySize;
+    private final int featureSize;
+    private final int rank;
+    private final Options options;
+
+    /**
+     * A loop for a model of these sizes: {@code window} T, the sentence context (true: "reset"),
+     * the state sizes in the manifest's order, V, F and r. {@code modelSha256} goes into the
+     * shipped {@link Adapter}.
+     */
+    public AdapterTraining(String modelSha256, int window, boolean resetAtSentenceStart, int[] stateSizes, int vocabularySize,
+                           int featureSize, int rank, Options options) {
+        if (window < 1 || vocabularySize < 4 || featureSize < 1 || rank < 1) {
+            throw new IllegalArgumentException("adapter training needs T, F, r >= 1 and V >= 4; got T " + window + ", F "
+                    + featureSize + ", r " + rank + ", V " + vocabularySize);
+        }
+        this.modelSha256 = modelSha256;
+        this.window = window;
+        this.resetAtSentenceStart = resetAtSentenceStart;
+        this.stateSizes = stateSizes.clone();
+        this.vocabularySize = vocabularySize;
+        this.featureSize = featureSize;
+        this.rank = rank;
+        this.options = options;
+    }
+
+    /** The loop for {@code bundle}'s adapter block (a BundleException when it has none). */
+    public static AdapterTraining forBundle(Bundle bundle, Options options) throws BundleException {
+        if (!bundle.hasAdapter()) {
+            throw new BundleException("manifest.json: field adapter is missing: the bundle has no train signature "
+                    + "(re-export it with an adapter, docs/engine.md §18)");
+        }
+        return new AdapterTraining(bundle.modelSha256(), bundle.adapterWindow(), bundle.resetAtSentenceStart, bundle.stateSizes,
+                bundle.vocabularySize, bundle.adapterFeatureSize(), bundle.adapterRank(), options);
+    }
+
+    // -- text ---------------------------------------------------------------------------------
+
+    /**
+     * The sentences of a message (data_pipeline/tokenization.py split_sentences): cut after every
+     * token that normalizes to . ! or ?, each sentence as it stands in {@code text} (possibly
+     * with no token: the caller drops those).
+     */
+    public static List<String> sentences(String text, Tokenizer tokenizer) {
+        List<String> out = new ArrayList<>();
+        int start = 0;
+        for (int[] span : tokenizer.tokenSpans(text)) {
+            if (Tokenizer.SENTENCE_ENDS.contains(tokenizer.normalize(text.substring(span[0], span[1]), false))) {
+                out.add(text.substring(start, span[1]));
+                start = span[1];
+            }
+        }
+        out.add(text.substring(start));
+        return out;
+    }
+
+    /**
+     * The messages as the loop reads them: per message, its sentences with a token, each
+     * {@code <bos> ids <eos>} (a token outside the vocabulary is {@code <unk>}, as the engine feeds it).
+     */
+    public static List<int[][]> encode(List<String> messages, Vocabulary vocabulary, Tokenizer tokenizer) {
+        List<int[][]> out = new ArrayList<>(messages.size());
+        for (String message : messages) {
+            List<int[]> sentences = new ArrayList<>();
+            for (String sentence : sentences(message, tokenizer)) {
+                List<String> tokens = tokenizer.tokenize(sentence, vocabulary.lowercase());
+                if (tokens.isEmpty()) continue;
+                int[] ids = new int[tokens.size() + 2];
+                ids[0] = Vocabulary.BOS_ID;
+                for (int i = 0; i < tokens.size(); i++) ids[i + 1] = vocabulary.id(tokens.get(i));
+                ids[ids.length - 1] = Vocabulary.EOS_ID;
+                sentences.add(ids);
+            }
+            out.add(sentences.toArray(new int[0][]));
+        }
+        return out;
+    }
+
+    /** How many of {@code messages} messages are held out: max(1, round(held_out * messages)), Python's round (half to even). */
+    int heldOutMessages(int messages) {
+        return messages == 0 ? 0 : Math.max(1, (int) Math.rint(options.heldOut * messages));
+    }
+
+    /** A message's sentences as one stream ("carry": {@code <bos> ... <eos> <bos> ... <eos>}). */
+    private static int[] concatenated(int[][] sentences) {
+        int length = 0;
+        for (int[] ids : sentences) length += ids.length;
+        int[] out = new int[length];
+        int at = 0;
+        for (int[] ids : sentences) {
+            System.arraycopy(ids, 0, out, at, ids.length);
+            at += ids.length;
+        }
+        return out;
+    }
+
+    /** Every window in order: the training messages' first, then the held-out tail's (§18.3). */
+    List<Window> windows(List<int[][]> messages) {
+        List<Window> out = new ArrayList<>();
+        int firstHeldOut = messages.size() - heldOutMessages(messages.size());
+        for (int m = 0; m < messages.size(); m++) {
+            int[][] sentences = messages.get(m);
+            if (!resetAtSentenceStart && sentences.length > 1) sentences = new int[][] {concatenated(sentences)};
+            for (int s = 0; s < sentences.length; s++) {
+                int[] ids = sentences[s];
+                for (int id : ids) {
+                    if (id < 0 || id >= vocabularySize) {
+                        throw new IllegalArgumentException("message " + m + ": id " + id + " is outside the vocabulary (" + vocabularySize + ")");
+                    }
+                }
+                int positions = ids.length - 1;
+                for (int begin = 0; begin < positions; begin += window) {
+                    int[] tokens = new int[window], targets = new int[window];
+                    float[] mask = new float[window];
+                    int real = Math.min(window, positions - begin);
+                    for (int t = 0; t < real; t++) {
+                        tokens[t] = ids[begin + t];
+                        targets[t] = ids[begin + t + 1];
+                        mask[t] = 1f;
+                    }
+                    boolean continues = begin > 0;
+                    out.add(new Window(tokens, targets, mask, real, m >= firstHeldOut, continues));
+                }
+            }
+        }
+        return out;
+    }
+
+    // -- the loop -------------------------------------------------------------------------------
+
+    /** Runs §18.3 on {@code messages} ({@link #encode}d, oldest first) over {@code trainer}. */
+    public Result run(Trainer trainer, List<int[][]> messages) {
+        List<Window> windows = windows(messages);
+        long trainingTargets = 0, heldOutTargets = 0;
+        for (Window w : windows) {
+            if (w.heldOut) heldOutTargets += w.real;
+            else trainingTargets += w.real;
+        }
+        Result.Builder result = new Result.Builder(messages.size(), trainingTargets, heldOutTargets);
+        if (trainingTargets < options.minTrainingTargets || heldOutTargets < options.minHeldOutTargets) {
+            return result.end(Outcome.TOO_SHORT, String.format(Locale.ROOT,
+                    "too little text to adapt: %d training targets (at least %d) and %d held-out targets (at least %d) "
+                            + "in %d messages; nothing trained", trainingTargets, options.minTrainingTargets, heldOutTargets,
+                    options.minHeldOutTargets, messages.size()));
+        }
+        // pass 0: the base held-out loss (and the held-out windows' start states; the training
+        // windows' are recorded by epoch 1: the base is frozen, so they never change)
+        AdapterState zero = AdapterState.start(new float[vocabularySize], new float[featureSize * rank], new float[rank * vocabularySize]);
+        float[][][] starts = new float[windows.size()][][];
+        float[][] previous = null;
+        double baseSum = 0;
+        for (int i = 0; i < windows.size(); i++) {
+            Window w = windows.get(i);
+            if (!w.heldOut) continue;
+            starts[i] = w.continues ? previous : StepModel.zeros(stateSizes);
+            Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, starts[i], zero, 0f, options.l2);
+            previous = out.state;
+            baseSum += (double) out.loss * w.real;
+        }
+        result.baseLoss = baseSum / heldOutTargets;
+        if (!finite(result.baseLoss)) {
+            return result.end(Outcome.DIVERGED, "the base model's held-out loss is " + result.baseLoss + "; nothing trained");
+        }
+        // epochs
+        float[] down = new float[featureSize * rank];
+        Random random = new Random(options.seed);
+        double deviation = 1.0 / Math.sqrt(featureSize);
+        for (int k = 0; k < down.length; k++) down[k] = (float) (random.nextGaussian() * deviation);
+        AdapterState current = AdapterState.start(new float[vocabularySize], down, new float[rank * vocabularySize]);
+        AdapterState best = null;
+        boolean diverged = false;
+        double bestLoss = result.baseLoss;  // an epoch must beat the base model, then the best epoch
+        for (int epoch = 1; epoch <= options.epochs; epoch++) {
+            AdapterState state = current;
+            boolean finite = true;
+            float[][] before = null;  // the previous training window's end state
+            for (int i = 0; i < windows.size() && finite; i++) {
+                Window w = windows.get(i);
+                if (w.heldOut) continue;
+                if (starts[i] == null) starts[i] = w.continues ? before : StepModel.zeros(stateSizes);
+                Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, starts[i], state, options.learningRate, options.l2);
+                finite = finite(out.loss) && out.adapter.finite();
+                state = out.adapter;
+                before = out.state;
+            }
+            AdapterState stored = finite ? stored(state) : null;
+            double loss = finite ? heldOutLoss(trainer, windows, starts, stored, heldOutTargets) : Double.NaN;
+            if (!finite(loss)) {
+                result.stopped = "a non-finite loss or parameter in epoch " + epoch + " (thrown away)";
+                diverged = true;
+                break;
+            }
+            result.epochLosses.add(loss);
+            if (!(loss < bestLoss)) {
+                result.stopped = "no improvement in epoch " + epoch + (best == null ? " (not below the base model)" : "");
+                break;
+            }
+            best = stored;
+            current = state;
+            bestLoss = loss;
+            result.bestLoss = loss;
+            result.bestEpoch = epoch;
+            if (epoch == options.epochs) result.stopped = "the last epoch (" + epoch + ")";
+        }
+        if (best == null && diverged) {
+            return result.end(Outcome.DIVERGED, "training diverged: " + result.stopped + "; the previous adapter stays");
+        }
+        if (best == null) {
+            return result.end(Outcome.NOT_BETTER, String.format(Locale.ROOT, "the adapter does not beat the base model "
+                    + "(held-out loss %.4f after epoch 1, base %.4f); the previous adapter stays", result.epochLosses.get(0),
+                    result.baseLoss));
+        }
+        String figures = String.format(Locale.ROOT, "held-out loss %.4f at epoch %d, base %.4f; stopped: %s", result.bestLoss,
+                result.bestEpoch, result.baseLoss, result.stopped);
+        Result shipped = result.end(Outcome.SHIPPED, "adapted: " + figures);
+        return new Result(shipped, new Adapter(modelSha256, featureSize, rank, vocabularySize, best.bias(), best.down(), best.up(),
+                shipped.figures()));
+    }
+
+    /** {@code state} with its arrays as the file stores them: rounded to float16 (to nearest, ties to even) and back. */
+    static AdapterState stored(AdapterState state) {
+        float[][] params = new float[3][];
+        for (int i = 0; i < 3; i++) {
+            params[i] = new float[state.params[i].length];
+            for (int k = 0; k < params[i].length; k++) params[i][k] = Adapter.fromHalf(Adapter.toHalf(state.params[i][k]));
+        }
+        return new AdapterState(params, state.m, state.v, state.stepCount);
+    }
+
+    /** The held-out windows' losses with {@code state} (learning rate 0), weighted by their real positions. */
+    private double heldOutLoss(Trainer trainer, List<Window> windows, float[][][] starts, AdapterState state, long targets) {
+        double sum = 0;
+        for (int i = 0; i < windows.size(); i++) {
+            Window w = windows.get(i);
+            if (!w.heldOut) continue;
+            sum += (double) trainer.train(w.tokens, w.targets, w.mask, starts[i], state, 0f, options.l2).loss * w.real;
+        }
+        return sum / targets;
+    }
+
+    private static boolean finite(double value) {
+        return !Double.isNaN(value) && !Double.isInfinite(value);
+    }
+
+    /** What a run did: shipped or why not (one line, said once), the figures, and the adapter that ships. */
+    public static final class Result {
+        public final Outcome outcome;
+        /** One line for the log or the user: what happened and why. */
+        public final String message;
+        public final int messages;
+        public final long trainingTargets;
+        public final long heldOutTargets;
+        /** The base held-out loss (pass 0); NaN when nothing was scored. */
+        public final double baseLoss;
+        /** The held-out loss after each epoch that finished with finite numbers. */
+        public final List<Double> epochLosses;
+        /** The best epoch (1-based) and its held-out loss; 0 and NaN when there is none. */
+        public final int bestEpoch;
+        public final double bestLoss;
+        /** Why the epochs ended: "the last epoch (N)", "no improvement in epoch N", "a non-finite ... in epoch N"; null if none ran. */
+        public final String stopped;
+        /** The adapter that ships (its header carries {@link #figures}), or null: the previous adapter (or none) stays. */
+        public final Adapter adapter;
+
+        private Result(Builder b, Outcome outcome, String message) {
+            this.outcome = outcome;
+            this.message = message;
+            this.messages = b.messages;
+            this.trainingTargets = b.trainingTargets;
+            this.heldOutTargets = b.heldOutTargets;
+            this.baseLoss = b.baseLoss;
+            this.epochLosses = Collections.unmodifiableList(new ArrayList<>(b.epochLosses));
+            this.bestEpoch = b.bestEpoch;
+            this.bestLoss = b.bestLoss;
+            this.stopped = b.stopped;
+            this.adapter = null;
+        }
+
+        private Result(Result r, Adapter adapter) {
+            this.outcome = r.outcome;
+            this.message = r.message;
+            this.messages = r.messages;
+            this.trainingTargets = r.trainingTargets;
+            this.heldOutTargets = r.heldOutTargets;
+            this.baseLoss = r.baseLoss;
+            this.epochLosses = r.epochLosses;
+            this.bestEpoch = r.bestEpoch;
+            this.bestLoss = r.bestLoss;
+            this.stopped = r.stopped;
+            this.adapter = adapter;
+        }
+
+        public boolean shipped() {
+            return outcome == Outcome.SHIPPED;
+        }
+
+        /** The run's figures as the .kbad header's free-form training block records them. */
+        public JSONObject figures() {
+            try {
+                JSONObject out = new JSONObject();
+                out.put("outcome", outcome.name().toLowerCase(Locale.ROOT));
+                out.put("messages", messages).put("training_targets", trainingTargets).put("held_out_targets", heldOutTargets);
+                if (finite(baseLoss)) out.put("base_held_out_loss", baseLoss);
+                JSONArray losses = new JSONArray();
+                for (double loss : epochLosses) losses.put(loss);
+                out.put("held_out_losses", losses);
+                if (bestEpoch > 0) out.put("best_epoch", bestEpoch).put("held_out_loss", bestLoss);
+                if (stopped != null) out.put("stopped", stopped);
+                return out;
+            } catch (JSONException e) {
+                throw new IllegalStateException(e);  // only finite numbers are put
+            }
+        }
+
+        /** The figures gathered while the loop runs. */
+        static final class Builder {
+            final int messages;
+            final long trainingTargets;
+            final long heldOutTargets;
+            double baseLoss = Double.NaN;
+            final List<Double> epochLosses = new ArrayList<>();
+            int bestEpoch;
+            double bestLoss = Double.NaN;
+            String stopped;
+
+            Builder(int messages, long trainingTargets, long heldOutTargets) {
+                this.messages = messages;
+                this.trainingTargets = trainingTargets;
+                this.heldOutTargets = heldOutTargets;
+            }
+
+            Result end(Outcome outcome, String message) {
+                return new Result(this, outcome, message);
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+package keyboardlm.core;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Random;
+import org.json.JSONArray;
+import org.json.JSONObject;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The training loop of docs/engine.md §18.3 over {@link ToyTrainer}, a test double for LiteRT's
+ * train signature that does §18.2's arithmetic on a toy frozen model: the loop's decisions (too
+ * short, pass 0, keep the best epoch, stop after one that does not improve, throw away a
+ * non-finite epoch, ship only below the base loss) are taken on real losses.
+ */
+class AdapterTrainingTest {
+    @TempDir
+    File dir;
+
+    private static final int V = 16, F = 6, R = 2, T = 5;
+    private static final int[] STATES = {4, 3};
+
+    /** Messages of a Markov chain over the words 4..V-1: after w comes (3w + shift) mod words with probability {@code stick}. */
+    static List<int[][]> chain(int messages, long seed, int shift, double stick) {
+        Random random = new Random(seed);
+        List<int[][]> out = new ArrayList<>();
+        int words = V - 4;
+        for (int m = 0; m < messages; m++) {
+            int[][] sentences = new int[1 + random.nextInt(2)][];
+            for (int s = 0; s < sentences.length; s++) {
+                int length = 3 + random.nextInt(5);
+                int[] ids = new int[length + 2];
+                ids[0] = Vocabulary.BOS_ID;
+                int word = random.nextInt(words);
+                for (int i = 1; i <= length; i++) {
+                    ids[i] = 4 + word;
+                    word = random.nextDouble() < stick ? (word * 3 + shift) % words : random.nextInt(words);
+                }
+                ids[length + 1] = Vocabulary.EOS_ID;
+                sentences[s] = ids;
+            }
+            out.add(sentences);
+        }
+        return out;
+    }
+
+    private static AdapterTraining loop(AdapterTraining.Options options) {
+        return new AdapterTraining("toy", T, true, STATES, V, F, R, options);
+    }
+
+    private static ToyTrainer trainer() {
+        return new ToyTrainer(V, F, R, T, STATES, 7);
+    }
+
+    /** Held-out loss of {@code adapter} scored apart from the loop: the windows' losses weighted by their real positions. */
+    private static double heldOutLoss(AdapterTraining loop, List<int[][]> messages, Adapter adapter) {
+        ToyTrainer scorer = trainer();
+        AdapterState state = AdapterState.start(adapter.bias, adapter.down, adapter.up);
+        double sum = 0, n = 0;
+        float[][] previous = null;
+        for (AdapterTraining.Window w : loop.windows(messages)) {
+            float[][] start = w.continues ? previous : StepModel.zeros(STATES);
+            Trainer.Result out = scorer.train(w.tokens, w.targets, w.mask, start, state, 0f, 0f);
+            previous = out.state;
+            if (w.heldOut) {
+                sum += (double) out.loss * w.real;
+                n += w.real;
+            }
+        }
+        return sum / n;
+    }
+
+    private static int count(List<AdapterTraining.Window> windows, boolean heldOut) {
+        int n = 0;
+        for (AdapterTraining.Window w : windows) n += w.heldOut == heldOut ? 1 : 0;
+        return n;
+    }
+
+    @Test
+    void keepsTheBestEpochAndStopsAfterOneThatDoesNotImprove() {
+        // epochs 1-3 improve, epoch 4 does not: epoch 3's adapter ships, not the last one
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.003f));
+        ToyTrainer trainer = trainer();
+        AdapterTraining.Result result = loop.run(trainer, messages);
+        List<Double> losses = result.epochLosses;
+        assertEquals(4, losses.size(), losses.toString());
+        assertTrue(losses.get(0) < result.baseLoss && losses.get(1) < losses.get(0) && losses.get(2) < losses.get(1)
+                && losses.get(3) >= losses.get(2), losses.toString());
+        assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome, result.message);
+        assertEquals(3, result.bestEpoch);
+        assertEquals(losses.get(2), result.bestLoss);
+        assertEquals("no improvement in epoch 4", result.stopped);
+        assertFalse(result.message.contains("\n"));
+        assertTrue(result.message.startsWith("adapted: held-out loss "), result.message);
+        // the adapter that ships is epoch 3's, as the file stores it (float16), and scores what the loop said
+        for (float[] array : result.adapter.arrays()) {
+            for (float value : array) assertEquals(value, Adapter.fromHalf(Adapter.toHalf(value)));
+        }
+        assertEquals(result.bestLoss, heldOutLoss(loop, messages, result.adapter), 1e-6);
+        assertTrue(Math.abs(losses.get(3) - result.bestLoss) > 1e-4);
+        // pass 0 scores the held-out windows; each epoch updates on the training windows, then scores the held-out ones
+        List<AdapterTraining.Window> windows = loop.windows(messages);
+        long heldOutWindows = windows.stream().filter(w -> w.heldOut).count();
+        assertEquals(heldOutWindows + 4 * windows.size(), trainer.calls);
+        assertEquals(10, loop.heldOutMessages(messages.size()));
+        JSONObject figures = result.adapter.training;
+        assertEquals(3, figures.optInt("best_epoch"));
+        assertEquals(4, figures.optJSONArray("held_out_losses").length());
+        assertEquals("shipped", figures.optString("outcome"));
+    }
+
+    @Test
+    void anEpochThatDoesNotBeatTheBaseEndsTheRun() {
+        // the held-out tail is a looser chain than the training text: epoch 1 overshoots, worse than
+        // the base model. The best starts as the base (keyboard_lm/phone/adapter.py): the run stops
+        // there, although later epochs would have come below the base with this learning rate.
+        List<int[][]> messages = chain(90, 1, 1, 0.6);
+        messages.addAll(chain(10, 2, 1, 0.3));
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.2f));
+        ToyTrainer trainer = trainer();
+        AdapterTraining.Result result = loop.run(trainer, messages);
+        assertEquals(AdapterTraining.Outcome.NOT_BETTER, result.outcome, result.message);
+        assertEquals(1, result.epochLosses.size());
+        assertTrue(result.epochLosses.get(0) > result.baseLoss);
+        assertEquals("no improvement in epoch 1 (not below the base model)", result.stopped);
+        assertEquals(count(loop.windows(messages), true) + loop.windows(messages).size(), trainer.calls);
+        assertNull(result.adapter);
+    }
+
+    @Test
+    void runsEveryEpochWhileItImproves() {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        AdapterTraining.Result result = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.001f)).run(trainer(), messages);
+        assertEquals(AdapterTraining.EPOCHS, result.epochLosses.size());
+        for (int i = 1; i < result.epochLosses.size(); i++) assertTrue(result.epochLosses.get(i) < result.epochLosses.get(i - 1));
+        assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome);
+        assertEquals(6, result.bestEpoch);
+        assertEquals("the last epoch (6)", result.stopped);
+    }
+
+    @Test
+    void anAdapterThatDoesNotBeatTheBaseIsDiscarded() {
+        // trained on one chain, scored on another: every epoch is worse than the base model
+        List<int[][]> messages = chain(90, 1, 1, 0.9);
+        messages.addAll(chain(10, 2, 2, 0.9));
+        AdapterTraining.Result result = loop(AdapterTraining.Options.DEFAULT).run(trainer(), messages);
+        assertEquals(AdapterTraining.Outcome.NOT_BETTER, result.outcome);
+        assertNull(result.adapter);
+        assertEquals(1, result.epochLosses.size());
+        assertTrue(result.epochLosses.get(0) >= result.baseLoss);
+        assertEquals(0, result.bestEpoch);
+        assertTrue(Double.isNaN(result.bestLoss));
+        assertEquals(String.format("the adapter does not beat the base model (held-out loss %.4f after epoch 1, base %.4f); "
+                + "the previous adapter stays", result.epochLosses.get(0), result.baseLoss), result.message);
+        assertTrue(result.message.endsWith("; the previous adapter stays"), result.message);
+    }
+
+    @Test
+    void nonFiniteParametersEndTheRun() {
+        // a learning rate near the float range: the second update overflows to infinity
+        ToyTrainer trainer = trainer();
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(3e38f));
+        AdapterTraining.Result result = loop.run(trainer, messages);
+        assertEquals(AdapterTraining.Outcome.DIVERGED, result.outcome);
+        assertNull(result.adapter);
+        assertTrue(result.epochLosses.isEmpty());
+        assertEquals(0, result.bestEpoch);
+        assertEquals("training diverged: a non-finite loss or parameter in epoch 1 (thrown away); the previous adapter stays",
+                result.message);
+        List<AdapterTraining.Window> windows = loop.windows(messages);
+        assertTrue(trainer.calls < count(windows, true) + count(windows, false), "stopped within epoch 1: " + trainer.calls);
+    }
+
+    /** A trainer whose answer to call {@code at} (1-based) has a NaN loss or a NaN parameter: an interpreter going bad. */
+    private static Trainer breaksAt(Trainer trainer, int at, boolean inLoss) {
+        return new Trainer() {
+            int calls;
+
+            @Override
+            public Result train(int[] tokens, int[] targets, float[] mask, float[][] state, AdapterState adapter, float rate, float l2) {
+                Result out = trainer.train(tokens, targets, mask, state, adapter, rate, l2);
+                if (++calls != at) return out;
+                if (inLoss) return new Result(Float.NaN, out.adapter, out.state);
+                float[][] params = out.adapter.params.clone();
+                params[2] = params[2].clone();
+                params[2][5] = Float.NaN;
+                return new Result(out.loss, new AdapterState(params, out.adapter.m, out.adapter.v, out.adapter.stepCount), out.state);
+            }
+        };
+    }
+
+    @Test
+    void aNonFiniteEpochIsThrownAwayAndTheBestBeforeItShips() {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.001f));
+        List<AdapterTraining.Window> windows = loop.windows(messages);
+        AdapterTraining.Result clean = loop.run(trainer(), messages);
+        int training = count(windows, false);
+        int epoch3 = count(windows, true) + 2 * windows.size() + training / 2;  // mid-way through epoch 3's updates
+        for (boolean inLoss : new boolean[] {true, false}) {
+            AdapterTraining.Result result = loop.run(breaksAt(trainer(), epoch3, inLoss), messages);
+            assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome);
+            assertEquals(clean.epochLosses.subList(0, 2), result.epochLosses);
+            assertEquals(2, result.bestEpoch);
+            assertEquals("a non-finite loss or parameter in epoch 3 (thrown away)", result.stopped);
+            assertEquals(result.bestLoss, heldOutLoss(loop, messages, result.adapter), 1e-6);
+        }
+        // at the first update: nothing to ship
+        AdapterTraining.Result first = loop.run(breaksAt(trainer(), count(windows, true) + 1, false), messages);
+        assertEquals(AdapterTraining.Outcome.DIVERGED, first.outcome);
+        // a held-out score that is not finite throws the epoch away too
+        AdapterTraining.Result scoring = loop.run(breaksAt(trainer(), count(windows, true) + training + 1, true), messages);
+        assertEquals(AdapterTraining.Outcome.DIVERGED, scoring.outcome);
+        assertTrue(scoring.epochLosses.isEmpty());
+    }
+
+    /** {@code count} messages of one sentence with {@code targets} targets each (targets - 1 words). */
+    private static List<int[][]> messages(int count, int targets) {
+        List<int[][]> out = new ArrayList<>();
+        for (int m = 0; m < count; m++) {
+            int[] ids = new int[targets + 1];
+            ids[0] = Vocabulary.BOS_ID;
+            for (int i = 1; i < targets; i++) ids[i] = 4 + (m + i) % (V - 4);
+            ids[targets] = Vocabulary.EOS_ID;
+            out.add(new int[][] {ids});
+        }
+        return out;
+    }
+
+    @Test
+    void tooShortTrainsNothing() {
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT);
+        List<int[][]> enough = messages(6, 50);  // 300 training targets
+        enough.addAll(messages(1, 30));  // 30 held out (7 messages: 1 held out)
+        ToyTrainer trainer = trainer();
+        AdapterTraining.Result result = loop.run(trainer, enough);
+        assertEquals(300, result.trainingTargets);
+        assertEquals(30, result.heldOutTargets);
+        assertFalse(result.outcome == AdapterTraining.Outcome.TOO_SHORT);
+        assertTrue(trainer.calls > 0);
+
+        List<int[][]> fewTraining = messages(5, 50);
+        fewTraining.addAll(messages(1, 49));
+        fewTraining.addAll(messages(1, 30));
+        List<int[][]> fewHeldOut = messages(6, 50);
+        fewHeldOut.addAll(messages(1, 29));
+        for (List<int[][]> text : Arrays.asList(fewTraining, fewHeldOut, new ArrayList<int[][]>())) {
+            trainer = trainer();
+            result = loop.run(trainer, text);
+            assertEquals(AdapterTraining.Outcome.TOO_SHORT, result.outcome);
+            assertEquals(0, trainer.calls, "nothing is run");
+            assertNull(result.adapter);
+            assertTrue(Double.isNaN(result.baseLoss));
+            assertEquals(String.format("too little text to adapt: %d training targets (at least 300) and %d held-out targets "
+                    + "(at least 30) in %d messages; nothing trained", result.trainingTargets, result.heldOutTargets, text.size()),
+                    result.message);
+        }
+        assertEquals(299, loop.run(trainer(), fewTraining).trainingTargets);
+        assertEquals(29, loop.run(trainer(), fewHeldOut).heldOutTargets);
+    }
+
+    @Test
+    void theHeldOutTailRoundsAsPythonDoes() {
+        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT);
+        // max(1, round(0.1 * n)), Python's round: halves to even
+        int[][] cases = {{0, 0}, {1, 1}, {4, 1}, {5, 1}, {6, 1}, {14, 1}, {15, 2}, {16, 2}, {24, 2}, {25, 2}, {26, 3}, {35, 4},
+            {45, 4}, {55, 6}, {100, 10}, {105, 10}};
+        for (int[] c : cases) assertEquals(c[1], loop.heldOutMessages(c[0]), "messages " + c[0]);
+    }
+
+    private static int[] ids(int... values) {
+        return values;
+    }
+
+    @Test
+    void windowsPadAndStartWhereTheSentenceContextSays() {
+        int b = Vocabulary.BOS_ID, e = Vocabulary.EOS_ID;
+        List<int[][]> messages = Arrays.asList(
+                new int[][] {ids(b, 4, 5, 6, e), ids(b, 7, e), ids(b, 8, 9, e)},
+                new int[][] {ids(b, 10, e)});
+        AdapterTraining.Options tiny = new AdapterTraining.Options(1, 0.01f, 1e-4f, 0.1, 0, 1, 1);
+        for (boolean reset : new boolean[] {true, false}) {
+            AdapterTraining loop = new AdapterTraining("toy", 2, reset, STATES, V, F, R, tiny);
+            List<AdapterTraining.Window> windows = loop.windows(messages);
+            // reset: each sentence its own windows from zeros; carry: a message is one stream
+            // (<bos> ... <eos> <bos> ... <eos>, as stream training and the engine feed it)
+            int[][] tokens = reset ? new int[][] {{b, 4}, {5, 6}, {b, 7}, {b, 8}, {9, 0}, {b, 10}}
+                    : new int[][] {{b, 4}, {5, 6}, {e, b}, {7, e}, {b, 8}, {9, 0}, {b, 10}};
+            int[][] targets = reset ? new int[][] {{4, 5}, {6, e}, {7, e}, {8, 9}, {e, 0}, {10, e}}
+                    : new int[][] {{4, 5}, {6, e}, {b, 7}, {e, b}, {8, 9}, {e, 0}, {10, e}};
+            boolean[] continues = reset ? new boolean[] {false, true, false, false, true, false}
+                    : new boolean[] {false, true, true, true, true, true, false};
+            int held = tokens.length - 1, padded = held - 1;
+            assertEquals(tokens.length, windows.size());
+            for (int i = 0; i < windows.size(); i++) {
+                AdapterTraining.Window w = windows.get(i);
+                assertArrayEquals(tokens[i], w.tokens, "window " + i);
+                assertArrayEquals(targets[i], w.targets, "window " + i);
+                assertArrayEquals(i == padded ? new float[] {1, 0} : new float[] {1, 1}, w.mask, "window " + i);
+                assertEquals(i == padded ? 1 : 2, w.real);
+                assertEquals(continues[i], w.continues, (reset ? "reset" : "carry") + " window " + i);
+                assertEquals(i == held, w.heldOut);
+            }
+            // pass 0 scores the held-out window from zeros; epoch 1 chains the training windows' states
+            // (recording them), then scores the held-out window from the start pass 0 recorded
+            ToyTrainer trainer = new ToyTrainer(V, F, R, 2, STATES, 7);
+            AdapterTraining.Result result = loop.run(trainer, messages);
+            assertEquals(1, result.epochLosses.size(), result.message);
+            float[][] heldStart = trainer.starts.get(0);
+            for (float[] s : heldStart) assertArrayEquals(new float[s.length], s);
+            assertEquals(0f, trainer.learningRates.get(0));
+            for (int i = 0; i < held; i++) {  // call 1 + i: epoch 1's update on window i
+                float[][] start = trainer.starts.get(1 + i);
+                if (continues[i]) {
+                    assertSame(trainer.ends.get(i), start, "window " + i);
+                } else {
+                    for (float[] s : start) assertArrayEquals(new float[s.length], s);
+                }
+                assertEquals(0.01f, trainer.learningRates.get(1 + i));
+            }
+            assertSame(heldStart, trainer.starts.get(1 + held), "held-out score");
+            assertEquals(0f, trainer.learningRates.get(1 + held));
+            assertEquals(2 + held, trainer.starts.size());
+        }
+    }
+
+    @Test
+    void sentencesAreSplitAsTheTokenizationSpecSays() throws Exception {
+        Tokenizer tokenizer = Tokenizer.standard();
+        assertEquals(Arrays.asList("Hi there.", " How are you?", " ok"), AdapterTraining.sentences("Hi there. How are you? ok", tokenizer));
+        assertEquals(Arrays.asList("wait.", ".", ".", "what"), AdapterTraining.sentences("wait...what", tokenizer));
+        assertEquals(Arrays.asList("ok．", "fine"), AdapterTraining.sentences("ok．fine", tokenizer));
+        assertEquals(Arrays.asList("3.5 miles"), AdapterTraining.sentences("3.5 miles", tokenizer));
+        // the Python twin's split_sentences on the same texts (test_java_core.py writes them), as tokens
+        File cases = new File(new File(Fixtures.path("kblm.bundle").getParentFile(), "adapter"), "sentences.json");
+        JSONObject python = Fixtures.json(cases);
+        assertTrue(python.length() >= 5);
+        for (Iterator<String> texts = python.keys(); texts.hasNext(); ) {
+            String text = texts.next();
+            List<List<String>> mine = new ArrayList<>();
+            for (String sentence : AdapterTraining.sentences(text, tokenizer)) {
+                List<String> tokens = tokenizer.tokenize(sentence, true);
+                if (!tokens.isEmpty()) mine.add(tokens);
+            }
+            List<List<String>> theirs = new ArrayList<>();
+            JSONArray sentences = python.getJSONArray(text);
+            for (int i = 0; i < sentences.length(); i++) theirs.add(Fixtures.strings(sentences.getJSONArray(i)));
+            assertEquals(theirs, mine, text);
+        }
+    }
+
+    @Test
+    void encodesMessagesAsFramedSentences() throws Exception {
+        Bundle bundle = Bundle.load(BundleFiles.directory(Fixtures.path("kblm.bundle")));
+        Vocabulary vocab = bundle.vocabulary;
+        List<int[][]> encoded = AdapterTraining.encode(Arrays.asList("See you at the station. i think the zzyzx is late", " \n", "!!"),
+                vocab, Tokenizer.standard());
+        assertEquals(3, encoded.size());
+        int b = Vocabulary.BOS_ID, e = Vocabulary.EOS_ID;
+        assertArrayEquals(new int[] {b, vocab.id("see"), vocab.id("you"), vocab.id("at"), vocab.id("the"), vocab.id("station"),
+            vocab.id("."), e}, encoded.get(0)[0]);
+        assertArrayEquals(new int[] {b, vocab.id("i"), vocab.id("think"), vocab.id("the"), Vocabulary.UNK_ID, vocab.id("is"),
+            vocab.id("late"), e}, encoded.get(0)[1]);
+        assertEquals(0, encoded.get(1).length, "a message with no token has no sentence");
+        assertEquals(2, encoded.get(2).length);
+        assertArrayEquals(new int[] {b, vocab.id("!"), e}, encoded.get(2)[1]);
+    }
+
+    @Test
+    void aShippedAdapterFitsItsBundleFile() throws Exception {
+        // the toy bundle's shapes (with the adapter block test_java_core.py gives it if it has none),
+        // its vocabulary, a user who keeps saying the same things, and the toy trainer in its sizes
+        File fixture = new File(Fixtures.path("kblm.bundle").getParentFile(), "adapter");
+        Bundle bundle = Bundle.load(BundleFiles.directory(new File(fixture, "bundle")));
+        String[] said = {"see you at the station tomorrow .", "i think the train is late again !", "we met at the park tonight",
+            "are you at the station ?", "don't be late for the train ."};
+        Random random = new Random(3);
+        List<String> texts = new ArrayList<>();
+        for (int m = 0; m < 120; m++) texts.add(said[random.nextInt(said.length)] + " " + said[random.nextInt(said.length)]);
+        List<int[][]> messages = AdapterTraining.encode(texts, bundle.vocabulary, Tokenizer.standard());
+        AdapterTraining loop = AdapterTraining.forBundle(bundle, AdapterTraining.Options.DEFAULT);
+        ToyTrainer trainer = new ToyTrainer(bundle.vocabularySize, bundle.adapterFeatureSize(), bundle.adapterRank(),
+                bundle.adapterWindow(), bundle.stateSizes, 11);
+        AdapterTraining.Result result = loop.run(trainer, messages);
+        assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome, result.message);
+        assertNotNull(result.adapter);
+        File saved = new File(dir, "user.kbad");
+        result.adapter.save(saved);
+        Adapter loaded = Adapter.load(saved, bundle);
+        for (int i = 0; i < 3; i++) {
+            float[] want = result.adapter.arrays()[i].clone();
+            for (int k = 0; k < want.length; k++) want[k] = Adapter.fromHalf(Adapter.toHalf(want[k]));
+            assertArrayEquals(want, loaded.arrays()[i], Adapter.ARRAYS[i]);
+        }
+        assertEquals(result.bestEpoch, loaded.training.getInt("best_epoch"));
+    }
+}

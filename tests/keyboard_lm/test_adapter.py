@@ -1,0 +1,337 @@
+"""On-device adaptation (docs/engine.md §18): the ``train`` signature's math against TensorFlow's
+autodiff and loss, the zero adapter against the step model bit for bit, the LiteRT loop of
+``kblm adapt`` on a real (toy) run, the adapter file, ``--adapter`` on the harness, bad input."""
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import tflite
+from export.adapter_model import PARAMETERS, adam, build_adaptable_model, masked_loss_and_gradients, window_forward
+from export.exporter import export_run
+from export.step_model import build_step_model
+from keyboard_lm.cli import main
+from keyboard_lm.phone.adapter import MAGIC, AdaptOptions, TooShort, adapt, load_adapter, save_adapter
+from keyboard_lm.phone.bundle import load_bundle
+from keyboard_lm.phone.runtime import StepRunner, TrainRunner
+from keyboard_lm.training.model import zero_states
+from keyboard_lm.training.run import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+KBLM = [sys.executable, "-m", "keyboard_lm.cli"]
+
+# (command, case, the test that covers it): rows of docs/bad-input.md
+CASES = [
+    ("adapt", "text too short to train: one line, nothing written", "test_too_short_text_trains_nothing"),
+    ("adapt", "a bundle without a train signature: one line", "test_a_bundle_without_train_is_refused"),
+    ("adapt", "an adapter that does not beat the base: not written, the previous one kept",
+     "test_a_worse_adapter_keeps_the_previous_one"),
+    ("adapt", "a diverging run (non-finite loss): the epoch is thrown away", "test_a_diverging_epoch_is_thrown_away"),
+    ("suggest / type / simulate", "--adapter of another bundle: one warning line, the base runs on",
+     "test_bad_adapter_files_are_refused_and_the_base_runs_on"),
+] + [("suggest / type / simulate", f"--adapter {what}: one warning line, the base runs on",
+       "test_bad_adapter_files_are_refused_and_the_base_runs_on")
+      for what in ("not an adapter", "truncated", "a corrupt payload (sha256)", "another format version",
+                   "a NaN in the payload")]
+
+# The user says "park" where the toy corpus mostly says "station".
+USER = ["see you at the park tonight !", "we met at the park .", "are you at the park ?",
+        "i will call you at the park .", "see you at the park soon .", "the park is late again ."]
+
+
+def user_text(path, count=200, seed=0):
+    rng = np.random.default_rng(seed)
+    path.write_text("\n".join(USER[i] for i in rng.integers(0, len(USER), count)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(toy_run):
+    run = load_run(toy_run)
+    return run.model, run.model_config
+
+
+@pytest.fixture(scope="module")
+def adaptable(model):
+    return build_adaptable_model(*model, rank=3, window=8)
+
+
+@pytest.fixture(scope="module")
+def float_model(adaptable):
+    return tflite.convert(adaptable, "float32")
+
+
+def random_inputs(adaptable, seed=1):
+    rng = np.random.default_rng(seed)
+    vocabulary = adaptable.shapes["adapter_bias"][0]
+    tokens = rng.integers(4, vocabulary, adaptable.window).astype(np.int32)
+    targets = rng.integers(4, vocabulary, adaptable.window).astype(np.int32)
+    mask = np.ones(adaptable.window, np.float32)
+    mask[-3:] = 0  # a padded tail
+    states = {name: rng.normal(0, 0.3, (1, size)).astype(np.float32) for name, size in adaptable.layout}
+    params = {name: rng.normal(0, 0.2, shape).astype(np.float32) for name, shape in adaptable.shapes.items()}
+    moments = [{name: np.abs(rng.normal(0, 0.01, shape)).astype(np.float32) for name, shape in
+                adaptable.shapes.items()} for _ in range(2)]
+    return tokens, targets, mask, states, params, moments
+
+
+def tf_loss(adaptable, tokens, targets, mask, states, params):
+    """TensorFlow's masked loss of the window, by Keras's own cross-entropy."""
+    features, _ = window_forward(adaptable, tf.constant(tokens), tf.constant(mask),
+                                 [tf.constant(states[name]) for name, _ in adaptable.layout], adaptable.window)
+    logits = adaptable.logits(features) + tf.matmul(tf.matmul(features, params["adapter_down"]),
+                                                    params["adapter_up"]) + params["adapter_bias"]
+    losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return tf.reduce_sum(losses * mask) / tf.reduce_sum(mask), features, logits
+
+
+def test_explicit_gradient_equals_autodiff(adaptable):
+    tokens, targets, mask, states, params, _ = random_inputs(adaptable)
+    variables = {name: tf.Variable(value) for name, value in params.items()}
+    with tf.GradientTape() as tape:
+        loss, features, logits = tf_loss(adaptable, tokens, targets, mask, states, variables)
+    expected = tape.gradient(loss, variables)
+    ours_loss, ours = masked_loss_and_gradients(logits, tf.constant(targets), tf.constant(mask), features,
+                                                tf.constant(params["adapter_down"]), tf.constant(params["adapter_up"]))
+    assert abs(float(ours_loss) - float(loss)) <= 1e-5
+    for name in PARAMETERS:
+        assert np.abs(ours[name].numpy() - expected[name].numpy()).max() <= 1e-5, name
+        assert np.abs(expected[name].numpy()).max() > 1e-4  # a gradient that is really there
+
+
+def test_litert_train_equals_tensorflow(adaptable, float_model):
+    """The LiteRT signature: TensorFlow's masked loss within 1e-5, Adam on autodiff's gradient."""
+    tokens, targets, mask, states, params, (m, v) = random_inputs(adaptable)
+    trainer = TrainRunner(float_model, adaptable.layout, adaptable.block())
+    loss, new_params, new_m, new_v, count, end = trainer.train(tokens, targets, mask, states, params, m, v, 4.0,
+                                                               0.01, 1e-3)
+    variables = {name: tf.Variable(value) for name, value in params.items()}
+    with tf.GradientTape() as tape:
+        expected_loss, _, _ = tf_loss(adaptable, tokens, targets, mask, states, variables)
+    grads = tape.gradient(expected_loss, variables)
+    assert abs(loss - float(expected_loss)) <= 1e-5
+    want_p, want_m, want_v, t = adam(params, {k: g.numpy() for k, g in grads.items()}, m, v, 4.0, 0.01, 1e-3)
+    assert count == float(t) == 5.0
+    for name in PARAMETERS:
+        assert np.abs(new_params[name] - np.asarray(want_p[name])).max() <= 1e-5, name
+        assert np.abs(new_m[name] - np.asarray(want_m[name])).max() <= 1e-6, name
+        assert np.abs(new_v[name] - np.asarray(want_v[name])).max() <= 1e-6, name
+        assert not np.array_equal(new_params[name], params[name])
+    # The state after the window is the step model's after the last real position.
+    runner = StepRunner(float_model, adaptable.layout, adapter=adaptable.block())
+    runner.states = {k: s.copy() for k, s in states.items()}
+    for token in tokens[:int(mask.sum())]:
+        runner.step(int(token))
+    for name, _ in adaptable.layout:
+        assert np.abs(end[name] - runner.states[name]).max() <= 1e-5
+
+
+def test_window_loss_equals_the_keras_model_from_an_empty_state(model, adaptable, float_model):
+    keras_model, config = model
+    tokens, targets, mask, _, _, _ = random_inputs(adaptable, seed=3)
+    trainer = TrainRunner(float_model, adaptable.layout, adaptable.block())
+    zeros = trainer.zeros()
+    states = {name: np.zeros((1, size), np.float32) for name, size in adaptable.layout}
+    loss = trainer.train(tokens, targets, mask, states, zeros, zeros, zeros, 0.0, 0.0, 0.0)[0]
+    logits, *_ = keras_model([keras.ops.convert_to_tensor(tokens[None]), *zero_states(config, 1)])
+    losses = keras.losses.sparse_categorical_crossentropy(targets[None], logits, from_logits=True)[0]
+    assert abs(loss - float(np.sum(losses.numpy() * mask) / mask.sum())) <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["float32", "dynamic_int8"])
+def test_zero_adapter_is_the_step_model_bit_for_bit(model, adaptable, mode):
+    base = tflite.convert(build_step_model(*model), mode)
+    adapted = tflite.convert(adaptable, mode)
+    layout = adaptable.layout
+    plain, with_zeros = StepRunner(base, layout), StepRunner(adapted, layout, adapter=adaptable.block())
+    for token in [1, 5, 9, 4, 12, 7, 2]:
+        assert np.array_equal(plain.step(token), with_zeros.step(token))
+    assert all(np.array_equal(plain.states[k], with_zeros.states[k]) for k, _ in layout)
+    ops = tflite.op_names(adapted)
+    assert not [op for op in ops if op.startswith(tflite.FORBIDDEN_OPS)]
+
+
+@pytest.fixture(scope="module")
+def adapter_bundle(toy_run, tmp_path_factory):
+    """The toy run exported as the user gets it (dynamic_int8, the train signature)."""
+    out = tmp_path_factory.mktemp("adapter") / "bundle"
+    export_run(toy_run, "dynamic_int8", out, sample_messages=50)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(adapter_bundle, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    texts = user_text(folder / "user.txt")
+    out = folder / "user.kbad"
+    assert main(["adapt", str(adapter_bundle), "--texts", str(texts), "--out", str(out), "--quiet"]) in (0, None)
+    return out, texts
+
+
+def park_rank(engine_probs, vocab):
+    return int(np.sum(engine_probs > engine_probs[vocab.id("park")]))
+
+
+def test_adapt_learns_the_user_and_the_harness_uses_it(adapter_bundle, trained, capsys):
+    out, _ = trained
+    bundle = load_bundle(adapter_bundle)
+    arrays, header = load_adapter(out, bundle)
+    training = header["training"]
+    assert training["held_out_loss"] < 0.9 * training["base_held_out_loss"]
+    assert header["bundle_model_sha256"] == bundle.model_sha256 and out.read_bytes()[:8] == MAGIC
+    # every step adds it: "park" climbs after "at the"
+    runner = bundle.runner()
+    ranks = []
+    for adapter in (None, arrays):
+        runner.set_adapter(adapter)
+        runner.reset()
+        for word in ["<bos>", "see", "you", "at", "the"]:
+            probs = runner.step(bundle.vocab.id(word))
+        ranks.append(park_rank(probs, bundle.vocab))
+    assert ranks[1] == 0 < ranks[0]
+    capsys.readouterr()
+    main(["suggest", str(adapter_bundle), "we met at the ", "--adapter", str(out)])
+    assert capsys.readouterr().out.split("[1] ")[1].split()[0] == "park"
+
+
+def test_simulate_with_the_adapter_saves_keystrokes(adapter_bundle, trained, tmp_path, capsys):
+    out, _ = trained
+    messages = user_text(tmp_path / "later.txt", 40, seed=9)
+    reports = {}
+    for name, extra in (("base", []), ("adapter", ["--adapter", str(out)])):
+        main(["simulate", str(adapter_bundle), "--text", str(messages), "--json", str(tmp_path / f"{name}.json"),
+              *extra])
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())[0]
+    assert reports["adapter"]["ksr"] > reports["base"]["ksr"]
+
+
+def test_the_file_round_trips_in_float16(adapter_bundle, tmp_path):
+    bundle = load_bundle(adapter_bundle)
+    rng = np.random.default_rng(0)
+    arrays = {p["name"]: rng.normal(0, 1, p["shape"]).astype(np.float32) for p in bundle.adapter_block["parameters"]}
+    size = save_adapter(tmp_path / "a.kbad", bundle, arrays, {"note": "test"})
+    loaded, header = load_adapter(tmp_path / "a.kbad", bundle)
+    (length,) = struct.unpack("<I", (tmp_path / "a.kbad").read_bytes()[8:12])
+    assert size == 12 + length + 2 * sum(a.size for a in arrays.values())
+    for name, value in arrays.items():
+        assert np.array_equal(loaded[name], value.astype(np.float16).astype(np.float32))
+    assert header["training"] == {"note": "test"}
+
+
+def _cli(args):
+    return subprocess.run(KBLM + args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def _written(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _corrupt(source, target, change):
+    data = bytearray(source.read_bytes())
+    (length,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + length])
+    payload = data[12 + length:]
+    header, payload = change(header, payload)
+    text = json.dumps(header).encode()
+    target.write_bytes(MAGIC + struct.pack("<I", len(text)) + text + bytes(payload))
+    return target
+
+
+def test_bad_adapter_files_are_refused_and_the_base_runs_on(adapter_bundle, trained, toy_run, tmp_path, capsys):
+    out, _ = trained
+    other = tmp_path / "other-bundle"
+    export_run(toy_run, "float32", other, sample_messages=20)  # same run, another model file
+
+    def nan(header, payload):
+        import hashlib
+
+        payload[0:2] = np.array([np.nan], "<f2").tobytes()
+        return {**header, "payload_sha256": hashlib.sha256(bytes(payload)).hexdigest()}, payload
+
+    cases = {
+        "not an adapter": (lambda p: _written(p, b"hello"), "not a keyboard-lm adapter"),
+        "truncated": (lambda p: _written(p, out.read_bytes()[:-7]), "payload is"),
+        "payload": (lambda p: _corrupt(out, p, lambda h, d: (h, d[:-2] + b"\x00\x3c")), "field payload_sha256"),
+        "version": (lambda p: _corrupt(out, p, lambda h, d: ({**h, "format_version": 2}, d)), "field format_version"),
+        "nan": (lambda p: _corrupt(out, p, nan), "not finite"),
+    }
+    assert main(["suggest", str(adapter_bundle), "we met at the "]) in (0, None)
+    base = capsys.readouterr().out
+    for name, (make, message) in cases.items():
+        path = make(tmp_path / f"{name}.kbad")
+        assert main(["suggest", str(adapter_bundle), "we met at the ", "--adapter", str(path)]) in (0, None)
+        printed = capsys.readouterr()
+        assert printed.out == base, name
+        lines = printed.err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and str(path) in lines[0] and "running the base" in lines[0]
+    # in a process of its own: one line on the console, exit 0, the base's strip
+    result = _cli(["suggest", str(other), "we met at the ", "--adapter", str(out)])
+    assert result.returncode == 0 and "field bundle_model_sha256" in result.stderr and "another bundle" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "next words" in result.stdout
+
+
+def test_too_short_text_trains_nothing(adapter_bundle, tmp_path):
+    texts = user_text(tmp_path / "short.txt", count=12)
+    result = _cli(["adapt", str(adapter_bundle), "--texts", str(texts), "--out", str(tmp_path / "a.kbad")])
+    assert result.returncode == 1 and "too little text" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a.kbad").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.txt"]
+
+
+def test_a_bundle_without_train_is_refused(toy_run, tmp_path):
+    bundle = tmp_path / "no-train"
+    export_run(toy_run, "float32", bundle, sample_messages=20, adapter_rank=0)
+    assert "adapter" not in json.loads((bundle / "manifest.json").read_text())
+    texts = user_text(tmp_path / "u.txt")
+    result = _cli(["adapt", str(bundle), "--texts", str(texts), "--out", str(tmp_path / "a.kbad")])
+    assert result.returncode == 1 and "no train signature" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "a.kbad").exists()
+
+
+def test_a_worse_adapter_keeps_the_previous_one(adapter_bundle, trained, tmp_path):
+    out, _ = trained
+    previous = tmp_path / "user.kbad"
+    previous.write_bytes(out.read_bytes())
+    # Text the base already predicts as well as it can: the adapter cannot beat it on held-out text.
+    rng = np.random.default_rng(5)
+    from tests.conftest import KEYBOARD_SENTENCES
+    (tmp_path / "same.txt").write_text("\n".join(rng.choice(KEYBOARD_SENTENCES, 150)) + "\n")
+    result = _cli(["adapt", str(adapter_bundle), "--texts", str(tmp_path / "same.txt"), "--out", str(previous),
+                   "--learning-rate", "0.5"])
+    assert result.returncode == 0, result.stderr
+    assert "no adapter" in result.stdout and previous.read_bytes() == out.read_bytes()
+
+
+def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
+    """A trainer whose second epoch returns NaN: the first epoch's adapter ships."""
+    bundle = load_bundle(adapter_bundle)
+    real = bundle.trainer()
+    calls = {"n": 0}
+
+    class Diverging:
+        window, shapes, layout = real.window, real.shapes, real.layout
+
+        def zeros(self):
+            return real.zeros()
+
+        def train(self, *args):
+            out = real.train(*args)
+            calls["n"] += 1
+            return (float("nan"), *out[1:]) if calls["n"] > limit else out
+
+    texts = user_text(tmp_path / "u.txt").read_text().splitlines()
+    clean = adapt(bundle, texts, AdaptOptions(epochs=1))
+    limit = clean["windows"] + clean["held_out_windows"]  # pass 0 (held-out) and epoch 1 are clean; epoch 2 is not
+    bundle.trainer = lambda num_threads=1: Diverging()
+    result = adapt(bundle, texts, AdaptOptions(epochs=3))
+    assert result["shipped"] and "diverged" in result["reason"]
+    assert len(result["epochs"]) == 2 and result["held_out_loss"] == result["epochs"][0]["held_out_loss"]
+    with pytest.raises(TooShort):
+        adapt(bundle, texts[:5])
