@@ -147,6 +147,9 @@ def main(argv=None):
         export_run(small.BASE, "dynamic_int8", phone_bundle)
     rows = [measure(name, first, second, general, phone_bundle)
             for name, (first, second) in small.users(args.sizes).items() if name.split("-")[0] in args.categories]
+    for row in rows:  # the phone's strip gain (adapter + cache) as a share of the server bundle's
+        row["strip_share_adapter+cache"] = (100 * row["strip_gain_adapter+cache"] / row["strip_gain_server"]
+                                            if row["strip_gain_server"] > 0 else None)
     for size in args.sizes:
         group = [r for r in rows if r["user"].endswith(f"-{size // 1000}k")]
         if not group:
@@ -157,7 +160,7 @@ def main(argv=None):
             if isinstance(value, (int, float)) and key != "user" and all(r[key] is not None for r in group):
                 mean[key] = statistics.fmean(r[key] for r in group)
         mean["share_of_server_gain"] = 100 * mean["phone_gain"] / mean["server_gain"]
-        mean["strip_share_adapter+cache"] = 100 * mean["strip_gain_adapter+cache"] / mean["server_gain"]
+        mean["strip_share_adapter+cache"] = 100 * mean["strip_gain_adapter+cache"] / mean["strip_gain_server"]
         rows.append(mean)
     print(write_results("personalization_ondevice", rows, [
         ("user", "user (category-size)"), ("words", "words"),
@@ -167,7 +170,8 @@ def main(argv=None):
         ("phone_gain", "gain % (rel.)"), ("share_of_server_gain", "share of server gain %"),
         ("strip_top3_base", "strip top-3 % base"), ("strip_top3_adapter", "adapter"),
         ("strip_top3_adapter+cache", "adapter+cache"), ("strip_top3_server", "server bundle"),
-        ("strip_gain_adapter+cache", "adapter+cache gain %"),
+        ("strip_gain_adapter+cache", "adapter+cache gain %"), ("strip_gain_server", "server gain %"),
+        ("strip_share_adapter+cache", "share of server strip gain %"),
         ("ksr_base", "KSR % base"), ("ksr_adapter", "adapter"), ("ksr_adapter+cache", "adapter+cache"),
         ("ksr_server", "server"),
         ("general_loss_phone", "general loss % adapter"), ("general_loss_server", "server"),

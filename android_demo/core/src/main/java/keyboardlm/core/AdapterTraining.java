@@ -38,7 +38,7 @@ import org.json.JSONObject;
  */
 public final class AdapterTraining {
     public static final int EPOCHS = 6;
-    public static final float LEARNING_RATE = 0.01f;
+    public static final float LEARNING_RATE = 0.003f;
     public static final float L2 = 1e-4f;
     public static final double HELD_OUT = 0.1;
     public static final int MIN_TRAINING_TARGETS = 300;
