@@ -19,15 +19,13 @@ import org.junit.jupiter.api.Test;
 class CommittedTextTest {
     private static final int TEXT = InputTypes.TYPE_CLASS_TEXT;
     private static final int SEND = 4;  // EditorInfo.IME_ACTION_SEND
-    private static final int[][] PRIVATE_FIELDS = {  // ControllerTest's, and a field that is not text
-        {TEXT | InputTypes.TYPE_TEXT_VARIATION_PASSWORD, 0},
-        {TEXT | InputTypes.TYPE_TEXT_VARIATION_VISIBLE_PASSWORD, 0},
-        {TEXT | InputTypes.TYPE_TEXT_VARIATION_WEB_PASSWORD, 0},
-        {InputTypes.TYPE_CLASS_NUMBER | InputTypes.TYPE_NUMBER_VARIATION_PASSWORD, 0},
-        {TEXT | InputTypes.TYPE_TEXT_FLAG_NO_SUGGESTIONS, 0},
-        {TEXT, InputTypes.IME_FLAG_NO_PERSONALIZED_LEARNING},
-        {InputTypes.TYPE_CLASS_NUMBER, 0},
-    };
+    private static final int[][] PRIVATE_FIELDS = withNumberField(ControllerTest.PRIVATE_FIELDS);  // and a field that is not text
+
+    private static int[][] withNumberField(int[][] fields) {
+        int[][] out = java.util.Arrays.copyOf(fields, fields.length + 1);
+        out[fields.length] = new int[] {InputTypes.TYPE_CLASS_NUMBER, 0};
+        return out;
+    }
 
     @Test
     void countsWordsAndKeepsTheNewest() throws Exception {

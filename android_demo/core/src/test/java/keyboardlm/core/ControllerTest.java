@@ -391,7 +391,7 @@ class ControllerTest {
     }
 
     /** {inputType, imeOptions} of every field kind InputTypes treats as private. */
-    private static final int[][] PRIVATE_FIELDS = {
+    static final int[][] PRIVATE_FIELDS = {
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_PASSWORD, 0},
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_VISIBLE_PASSWORD, 0},
             {TEXT | InputTypes.TYPE_TEXT_VARIATION_WEB_PASSWORD, 0},
