@@ -16,7 +16,13 @@ categories at 3,000 and 8,000 words; the same authors' unseen second halves; the
 - through the harness on 200 eval sentences: strip top-3 and KSR of the base, the adapter, the
   adapter with the personal cache (primed on the user's text), the server's bundle; the cache's
   weight is personalization_small's choice for the base bundle;
-- general loss (nlp-corpus test, 500 sentences) of the adapter against the base, in LiteRT.
+- general loss (nlp-corpus test, 500 sentences) of the adapter against the base, in LiteRT;
+- the other cut: model top-3 on up to 1,200 sentences of the category's samples the user drew
+  nothing from (other authors in the same genre), the server's bundle and the phone's adapter
+  both in LiteRT against the int8 base;
+- the adapter's init is random: ``kblm adapt`` runs again with seeds 1 and 2 (model top-3 on
+  both cuts), and the share of the server's gain is reported for seed 0 (the default) and as
+  the mean over the seeds, with each seed's share over the users' means.
 
 Run: ``python benchmarks/personalization_ondevice.py [--sizes 3000] [--categories k l]``
 (resumable: a user's row is reused). Writes benchmarks/results/personalization_ondevice.{json,md}.
@@ -40,6 +46,7 @@ from benchmarks import personalization_small as small  # noqa: E402
 
 OUT = Path("runs/bench/personal-ondevice")
 GENERAL_SENTENCES = 500
+SEEDS = 3  # adapter inits per user (model top-3); the strip, KSR and cost use seed 0, the default
 KBLM = [sys.executable, "-m", "keyboard_lm.cli"]
 
 
@@ -48,6 +55,25 @@ def make_base():
         from benchmarks.cells import train_one
 
         train_one("nlp-corpus", "mobile", 30)
+
+
+def other_authors(sizes):
+    """{user: the sentences of the category's samples the user drew nothing from}: other
+    authors writing in the same genre (the other cut of benchmarks/personalization.py)."""
+    from data_pipeline.corpora import brown_documents, fetch
+
+    documents = {c: [] for c in CATEGORIES}
+    for _, category, sentences, counts in brown_documents(fetch("brown")):
+        if category in documents:
+            documents[category].append((sentences, counts))
+    out = {}
+    for name, (first, _) in small.users(sizes).items():
+        samples, taken = documents[name.split("-")[0]], 0
+        while taken < len(samples) and len(first) > 0:  # the user's text: the first samples' first halves
+            first = first[len(small._halves(*samples[taken])[0]):]
+            taken += 1
+        out[name] = [s for sentences, _ in samples[taken:] for s in sentences]
+    return out
 
 
 def litert_top3(bundle, messages, adapter=None):
@@ -61,18 +87,19 @@ def litert_top3(bundle, messages, adapter=None):
     return summarize(score_messages(runner, sentence_ids(messages, bundle.vocab, len(messages))))
 
 
-def adapt_timed(bundle_dir, texts, out):
+def adapt_timed(bundle_dir, texts, out, seed=0):
     """``kblm adapt`` as the user runs it, pinned to one core; returns (seconds, its record)."""
     started = time.perf_counter()
     result = subprocess.run(["taskset", "-c", "0", *KBLM, "adapt", str(bundle_dir), "--texts", str(texts),
-                             "--out", str(out), "--quiet", "--overwrite"], cwd=ROOT, capture_output=True, text=True)
+                             "--out", str(out), "--seed", str(seed), "--quiet", "--overwrite"],
+                            cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"kblm adapt failed on {texts}:\n{result.stderr[-2000:]}")
     return seconds, result.stdout
 
 
-def measure(name, first, second, general, phone_bundle_dir):
+def measure(name, first, second, others, general, phone_bundle_dir):
     from keyboard_lm.harness.simulator import EnginePredictor, simulate
     from keyboard_lm.phone.adapter import load_adapter
     from keyboard_lm.phone.bundle import load_bundle
@@ -92,6 +119,17 @@ def measure(name, first, second, general, phone_bundle_dir):
     arrays, header = load_adapter(adapter_path, bundle) if shipped else (None, {"training": {}})
     eval_sentences = spread(second, small.MODEL_SENTENCES)
     base_model, phone_model = litert_top3(bundle, eval_sentences), litert_top3(bundle, eval_sentences, arrays)
+    other_sentences = spread(others, small.MODEL_SENTENCES)  # other authors: both sides in LiteRT
+    other = {"base": litert_top3(bundle, other_sentences), "phone": litert_top3(bundle, other_sentences, arrays),
+             "server": litert_top3(load_bundle(server_run / "bundle"), other_sentences)}
+    # The adapter's init is random (adapter_down): the same user, other seeds, model top-3 only.
+    seed_top3 = {0: (phone_model["top3"], other["phone"]["top3"])}
+    for seed in range(1, SEEDS):
+        path = OUT / "adapters" / f"{name}-seed{seed}.kbad"
+        printed_seed = adapt_timed(phone_bundle_dir, texts, path, seed)[1]
+        seeded = load_adapter(path, bundle)[0] if path.exists() and "no adapter" not in printed_seed else None
+        seed_top3[seed] = (litert_top3(bundle, eval_sentences, seeded)["top3"],
+                           litert_top3(bundle, other_sentences, seeded)["top3"])
     general_lines = general.read_text().splitlines()[:GENERAL_SENTENCES]
     general_base, general_phone = litert_top3(bundle, general_lines), litert_top3(bundle, general_lines, arrays)
     messages = spread(second, small.EVAL_SENTENCES)
@@ -113,6 +151,13 @@ def measure(name, first, second, general, phone_bundle_dir):
            "server_gain": 100 * (after / before - 1),
            "model_top3_phone_base": 100 * base_model["top3"], "model_top3_phone": 100 * phone_model["top3"],
            "phone_gain": 100 * (phone_model["top3"] / base_model["top3"] - 1),
+           "other_sentences": len(other_sentences), "other_top3_base": 100 * other["base"]["top3"],
+           "other_top3_server": 100 * other["server"]["top3"], "other_top3_phone": 100 * other["phone"]["top3"],
+           "other_gain_server": 100 * (other["server"]["top3"] / other["base"]["top3"] - 1),
+           "other_gain_phone": 100 * (other["phone"]["top3"] / other["base"]["top3"] - 1),
+           "seeds": len(seed_top3),
+           "phone_gain_seeds": [100 * (same / base_model["top3"] - 1) for same, _ in seed_top3.values()],
+           "other_gain_phone_seeds": [100 * (o / other["base"]["top3"] - 1) for _, o in seed_top3.values()],
            "general_loss_phone": 100 * (general_phone["loss"] / general_base["loss"] - 1),
            "general_loss_server": 100 * (server["after"]["general"]["loss"] / server["before"]["general"]["loss"] - 1),
            "adapt_seconds": seconds, "adapt_seconds_per_5k_words": seconds * 5000 / max(server["words"], 1),
@@ -122,6 +167,12 @@ def measure(name, first, second, general, phone_bundle_dir):
            "epochs": len(training.get("epochs", [])), "cache_weight": weight}
     row["adapter_share_of_bundle"] = 100 * row["adapter_bytes"] / row["bundle_bytes"]
     row["share_of_server_gain"] = 100 * row["phone_gain"] / row["server_gain"] if row["server_gain"] > 0 else None
+    row["phone_gain_mean"] = statistics.fmean(row["phone_gain_seeds"])
+    row["other_gain_phone_mean"] = statistics.fmean(row["other_gain_phone_seeds"])
+    row["share_of_server_gain_mean"] = (100 * row["phone_gain_mean"] / row["server_gain"]
+                                        if row["server_gain"] > 0 else None)
+    row["other_share"] = (100 * row["other_gain_phone_mean"] / row["other_gain_server"]
+                          if row["other_gain_server"] > 0 else None)
     for key, sim in sims.items():
         row[f"strip_top3_{key}"] = 100 * sim["top3"]
         row[f"ksr_{key}"] = 100 * sim["ksr"]
@@ -145,7 +196,8 @@ def main(argv=None):
     phone_bundle = OUT / "base-bundle"
     if not (phone_bundle / "manifest.json").exists():
         export_run(small.BASE, "dynamic_int8", phone_bundle)
-    rows = [measure(name, first, second, general, phone_bundle)
+    others = other_authors(args.sizes)
+    rows = [measure(name, first, second, others[name], general, phone_bundle)
             for name, (first, second) in small.users(args.sizes).items() if name.split("-")[0] in args.categories]
     for row in rows:  # the phone's strip gain (adapter + cache) as a share of the server bundle's
         row["strip_share_adapter+cache"] = (100 * row["strip_gain_adapter+cache"] / row["strip_gain_server"]
@@ -161,6 +213,12 @@ def main(argv=None):
                 mean[key] = statistics.fmean(r[key] for r in group)
         mean["share_of_server_gain"] = 100 * mean["phone_gain"] / mean["server_gain"]
         mean["strip_share_adapter+cache"] = 100 * mean["strip_gain_adapter+cache"] / mean["strip_gain_server"]
+        mean["share_of_server_gain_mean"] = 100 * mean["phone_gain_mean"] / mean["server_gain"]
+        mean["other_share"] = (100 * mean["other_gain_phone_mean"] / mean["other_gain_server"]
+                               if mean["other_gain_server"] > 0 else None)
+        by_seed = [statistics.fmean(r["phone_gain_seeds"][i] for r in group) for i in range(group[0]["seeds"])]
+        mean["share_by_seed"] = [100 * g / mean["server_gain"] for g in by_seed]
+        mean["share_range"] = f"{min(mean['share_by_seed']):.0f}–{max(mean['share_by_seed']):.0f}"
         rows.append(mean)
     print(write_results("personalization_ondevice", rows, [
         ("user", "user (category-size)"), ("words", "words"),
@@ -168,12 +226,17 @@ def main(argv=None):
         ("server_gain", "gain % (rel.)"),
         ("model_top3_phone_base", "base (LiteRT int8)"), ("model_top3_phone", "kblm adapt"),
         ("phone_gain", "gain % (rel.)"), ("share_of_server_gain", "share of server gain %"),
+        ("phone_gain_mean", f"gain %, mean of {SEEDS} seeds"), ("share_of_server_gain_mean", "share %, mean of seeds"),
+        ("share_range", "share % per seed (mean over users)"),
         ("strip_top3_base", "strip top-3 % base"), ("strip_top3_adapter", "adapter"),
         ("strip_top3_adapter+cache", "adapter+cache"), ("strip_top3_server", "server bundle"),
         ("strip_gain_adapter+cache", "adapter+cache gain %"), ("strip_gain_server", "server gain %"),
         ("strip_share_adapter+cache", "share of server strip gain %"),
         ("ksr_base", "KSR % base"), ("ksr_adapter", "adapter"), ("ksr_adapter+cache", "adapter+cache"),
         ("ksr_server", "server"),
+        ("other_top3_base", "other authors: model top-3 % base (LiteRT)"), ("other_top3_server", "server bundle"),
+        ("other_top3_phone", "adapter"), ("other_gain_server", "server gain %"),
+        ("other_gain_phone_mean", "adapter gain %, mean of seeds"), ("other_share", "share %"),
         ("general_loss_phone", "general loss % adapter"), ("general_loss_server", "server"),
         ("adapt_seconds_per_5k_words", "s per 5k words (1 core)"), ("peak_memory_mb", "peak MB"),
         ("adapter_share_of_bundle", "adapter % of bundle")]))

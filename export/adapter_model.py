@@ -20,7 +20,7 @@ from export.step_model import StepModel, extract_weights
 PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
 ADAM = {"name": "adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 FORMAT_VERSION = 1
-DEFAULT_RANK = 4
+DEFAULT_RANK = 3
 DEFAULT_WINDOW = 32
 
 

@@ -36,9 +36,9 @@ MIN_HELD_OUT_TARGETS = 30
 @dataclasses.dataclass(frozen=True)
 class AdaptOptions:
     """The loop's settings (docs/engine.md §18.3)."""
-    epochs: int = 6
+    epochs: int = 10
     learning_rate: float = 0.003
-    l2: float = 1e-4
+    l2: float = 0.01
     held_out: float = 0.1
     seed: int = 0
 

@@ -150,6 +150,28 @@ def test_shipped_unicode_tables_are_the_specs():
         f"{copy} differs from {TABLES_PATH}; run python android_demo/core/make_fixtures.py"
 
 
+def test_the_java_loop_has_the_python_loops_defaults():
+    """AdapterTraining.java's defaults are keyboard_lm/phone/adapter.py's (docs/engine.md §18.3):
+    the phone and the harness train the same adapter from the same text."""
+    import re
+
+    from keyboard_lm.phone.adapter import AdaptOptions
+
+    source = (CORE / "src/main/java/keyboardlm/core/AdapterTraining.java").read_text()
+
+    def constant(name):
+        found = re.search(rf"static final \w+ {name} = ([0-9.eE+-]+)f?;", source)
+        assert found, f"AdapterTraining.java: no constant {name}"
+        return float(found.group(1))
+
+    defaults = AdaptOptions()
+    assert constant("EPOCHS") == defaults.epochs
+    assert constant("LEARNING_RATE") == defaults.learning_rate
+    assert constant("L2") == defaults.l2
+    assert constant("HELD_OUT") == defaults.held_out
+    assert constant("SEED") == defaults.seed
+
+
 def test_fixtures_are_current():
     """The tokenizer fixture and the NFKC data are what the Python twin gives now."""
     import unicodedata

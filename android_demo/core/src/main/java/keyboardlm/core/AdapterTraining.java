@@ -23,7 +23,7 @@ import org.json.JSONObject;
  * window's. Too short (fewer than 300 training or 30 held-out targets): nothing is trained. Pass 0
  * scores the held-out windows with the zero adapter and learning rate 0: the base held-out loss.
  * Each window's start states are recorded the first time it runs (pass 0, or epoch 1 for the
- * training windows) and fixed from then on. Then at most 6 epochs, one update per training window, keeping
+ * training windows) and fixed from then on. Then at most EPOCHS (10) epochs, one update per training window, keeping
  * the adapter with the lowest held-out loss; the run stops after an epoch that does not improve on
  * the best, or at a non-finite loss or parameter (that epoch is thrown away). The best adapter
  * ships only if it beats the base held-out loss.
@@ -37,9 +37,9 @@ import org.json.JSONObject;
  * (the Python port draws its own: runs are not compared bit for bit across the ports).
  */
 public final class AdapterTraining {
-    public static final int EPOCHS = 6;
+    public static final int EPOCHS = 10;
     public static final float LEARNING_RATE = 0.003f;
-    public static final float L2 = 1e-4f;
+    public static final float L2 = 0.01f;
     public static final double HELD_OUT = 0.1;
     public static final int MIN_TRAINING_TARGETS = 300;
     public static final int MIN_HELD_OUT_TARGETS = 30;

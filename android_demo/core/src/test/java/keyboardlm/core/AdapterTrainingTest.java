@@ -31,6 +31,9 @@ class AdapterTrainingTest {
 
     private static final int V = 16, F = 6, R = 2, T = 5;
     private static final int[] STATES = {4, 3};
+    /** The toy chains below were sized for 6 epochs and a light L2 pull; the shipped defaults
+     *  (AdapterTraining.Options.DEFAULT) were chosen on real users (benchmarks/personalization_ondevice.py). */
+    private static final AdapterTraining.Options TOY = AdapterTraining.Options.DEFAULT.withEpochs(6).withL2(1e-4f);
 
     /** Messages of a Markov chain over the words 4..V-1: after w comes (3w + shift) mod words with probability {@code stick}. */
     static List<int[][]> chain(int messages, long seed, int shift, double stick) {
@@ -92,7 +95,7 @@ class AdapterTrainingTest {
     void keepsTheBestEpochAndStopsAfterOneThatDoesNotImprove() {
         // epochs 1-3 improve, epoch 4 does not: epoch 3's adapter ships, not the last one
         List<int[][]> messages = chain(100, 1, 1, 0.8);
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.003f));
+        AdapterTraining loop = loop(TOY.withLearningRate(0.003f));
         ToyTrainer trainer = trainer();
         AdapterTraining.Result result = loop.run(trainer, messages);
         List<Double> losses = result.epochLosses;
@@ -129,7 +132,7 @@ class AdapterTrainingTest {
         // there, although later epochs would have come below the base with this learning rate.
         List<int[][]> messages = chain(90, 1, 1, 0.6);
         messages.addAll(chain(10, 2, 1, 0.3));
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.2f));
+        AdapterTraining loop = loop(TOY.withLearningRate(0.2f));
         ToyTrainer trainer = trainer();
         AdapterTraining.Result result = loop.run(trainer, messages);
         assertEquals(AdapterTraining.Outcome.NOT_BETTER, result.outcome, result.message);
@@ -143,8 +146,8 @@ class AdapterTrainingTest {
     @Test
     void runsEveryEpochWhileItImproves() {
         List<int[][]> messages = chain(100, 1, 1, 0.8);
-        AdapterTraining.Result result = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.001f)).run(trainer(), messages);
-        assertEquals(AdapterTraining.EPOCHS, result.epochLosses.size());
+        AdapterTraining.Result result = loop(TOY.withLearningRate(0.001f)).run(trainer(), messages);
+        assertEquals(TOY.epochs, result.epochLosses.size());
         for (int i = 1; i < result.epochLosses.size(); i++) assertTrue(result.epochLosses.get(i) < result.epochLosses.get(i - 1));
         assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome);
         assertEquals(6, result.bestEpoch);
@@ -156,7 +159,7 @@ class AdapterTrainingTest {
         // trained on one chain, scored on another: every epoch is worse than the base model
         List<int[][]> messages = chain(90, 1, 1, 0.9);
         messages.addAll(chain(10, 2, 2, 0.9));
-        AdapterTraining.Result result = loop(AdapterTraining.Options.DEFAULT).run(trainer(), messages);
+        AdapterTraining.Result result = loop(TOY).run(trainer(), messages);
         assertEquals(AdapterTraining.Outcome.NOT_BETTER, result.outcome);
         assertNull(result.adapter);
         assertEquals(1, result.epochLosses.size());
@@ -173,7 +176,7 @@ class AdapterTrainingTest {
         // a learning rate near the float range: the second update overflows to infinity
         ToyTrainer trainer = trainer();
         List<int[][]> messages = chain(100, 1, 1, 0.8);
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(3e38f));
+        AdapterTraining loop = loop(TOY.withLearningRate(3e38f));
         AdapterTraining.Result result = loop.run(trainer, messages);
         assertEquals(AdapterTraining.Outcome.DIVERGED, result.outcome);
         assertNull(result.adapter);
@@ -206,7 +209,7 @@ class AdapterTrainingTest {
     @Test
     void aNonFiniteEpochIsThrownAwayAndTheBestBeforeItShips() {
         List<int[][]> messages = chain(100, 1, 1, 0.8);
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT.withLearningRate(0.001f));
+        AdapterTraining loop = loop(TOY.withLearningRate(0.001f));
         List<AdapterTraining.Window> windows = loop.windows(messages);
         AdapterTraining.Result clean = loop.run(trainer(), messages);
         int training = count(windows, false);
@@ -243,7 +246,7 @@ class AdapterTrainingTest {
 
     @Test
     void tooShortTrainsNothing() {
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT);
+        AdapterTraining loop = loop(TOY);
         List<int[][]> enough = messages(6, 50);  // 300 training targets
         enough.addAll(messages(1, 30));  // 30 held out (7 messages: 1 held out)
         ToyTrainer trainer = trainer();
@@ -275,7 +278,7 @@ class AdapterTrainingTest {
 
     @Test
     void theHeldOutTailRoundsAsPythonDoes() {
-        AdapterTraining loop = loop(AdapterTraining.Options.DEFAULT);
+        AdapterTraining loop = loop(TOY);
         // max(1, round(0.1 * n)), Python's round: halves to even
         int[][] cases = {{0, 0}, {1, 1}, {4, 1}, {5, 1}, {6, 1}, {14, 1}, {15, 2}, {16, 2}, {24, 2}, {25, 2}, {26, 3}, {35, 4},
             {45, 4}, {55, 6}, {100, 10}, {105, 10}};
