@@ -21,9 +21,9 @@ def median_rate(work, units_per_call, repeats=5, calls_per_repeat=20, warmup=5):
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": repeats}
 
 
-def cpu():
-    """The CPU's model name and the vector extensions that matter for TensorFlow and LiteRT
-    (from /proc/cpuinfo; empty elsewhere)."""
+def _cpuinfo():
+    """(model name, set of flags) from /proc/cpuinfo (x86 ``flags``, ARM ``Features``); the
+    platform's processor name and no flags elsewhere."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -31,14 +31,32 @@ def cpu():
                 key, _, value = line.partition(":")
                 if key.strip() == "model name":
                     model = value.strip()
-                elif key.strip() == "flags":
+                elif key.strip() in ("flags", "Features"):
                     flags = set(value.split())
-                if model and flags:
                     break
     except OSError:
         pass
+    return model, flags
+
+
+def cpu():
+    """The CPU's model name and the vector extensions that matter for TensorFlow and LiteRT."""
+    model, flags = _cpuinfo()
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "neon", "asimd")
     return {"model": model, "vector_extensions": [f for f in wanted if f in flags]}
+
+
+def cpu_line():
+    """One line for a table's notes: the CPU model, its cores and every vector extension it has
+    among avx*, fma*, amx*, sve*, neon/asimd (not only ``cpu()``'s short list), and which of
+    AVX-512 / AMX an x86 CPU lacks, e.g. ``AMD EPYC, 2 cores, avx avx2 fma (no AVX-512, no AMX)``."""
+    import os
+
+    model, flags = _cpuinfo()
+    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "amx", "sve")) or f in ("neon", "asimd"))
+    lacks = [name for name, prefix in (("AVX-512", "avx512"), ("AMX", "amx")) if not any(f.startswith(prefix) for f in vector)]
+    missing = f" (no {', no '.join(lacks)})" if lacks and any(f.startswith("avx") for f in vector) else ""
+    return f"{model}, {os.cpu_count()} cores, {' '.join(vector) or 'no vector extensions listed'}{missing}"
 
 
 def machine():
@@ -55,8 +73,9 @@ def format_number(value):
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
 
 
-def write_results(name, rows, columns, extra=None):
-    """Writes benchmarks/results/NAME.json and NAME.md (a Markdown table); returns the table."""
+def write_results(name, rows, columns, extra=None, notes=None):
+    """Writes benchmarks/results/NAME.json and NAME.md (a Markdown table, then ``notes``, one
+    paragraph each, if given); returns the Markdown."""
     RESULTS.mkdir(exist_ok=True)
     payload = {"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -70,5 +89,7 @@ def write_results(name, rows, columns, extra=None):
             cells.append(format_number(value) if isinstance(value, float) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
+    if notes:
+        table += "\n\n" + "\n\n".join(notes)
     (RESULTS / f"{name}.md").write_text(table + "\n")
     return table

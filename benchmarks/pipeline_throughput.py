@@ -63,6 +63,7 @@ def main():
 
 
 REFERENCE_TRAINING = {"message": "mobile", "stream": "pytorch-peer"}  # real models, not the toy
+COMMAND_SIDE = "kblm train (steady)"  # train_throughput's row for what the command consumes
 
 
 def training_consumption():
@@ -70,7 +71,8 @@ def training_consumption():
     path = RESULTS / "train_throughput.json"
     if not path.exists():
         return {}
-    rows = {row["config"]: row for row in json.loads(path.read_text())["rows"]}
+    rows = {row["config"]: row for row in json.loads(path.read_text())["rows"]
+            if row.get("side", COMMAND_SIDE) == COMMAND_SIDE}  # the command's loop, not the bare step
     return {mode: rows[name]["tokens_per_second"] for mode, name in REFERENCE_TRAINING.items() if name in rows}
 
 

@@ -29,6 +29,9 @@ from data_pipeline.errors import KblmError
 from keyboard_lm.training.metrics import next_word_sums, summarize
 from keyboard_lm.training.model import zero_states
 
+FUSED_ROWS = 200  # rows of logits per block of fused_output_loss: 4 blocks of a 20x35 batch measured
+# fastest (1 block: no gain; 7 or 14 blocks: more dW partial sums to add)
+
 
 def resolve_strategy(name):
     """auto: MirroredStrategy over every visible GPU, else the default (CPU) strategy."""
@@ -82,6 +85,86 @@ def _merge_duplicates(gradient):
     return tf.IndexedSlices(values, unique, gradient.dense_shape)
 
 
+def fused_output_loss(h, kernel, bias, targets, weights, transpose_kernel=False, rows_per_chunk=None):
+    """``sum(weights * cross_entropy(h @ kernel + bias, targets))`` over (batch, time), with its
+    gradient (to ``h``, ``kernel``, ``bias``) computed in the same pass, a block of rows at a time.
+
+    The plain path materialises the (rows, vocabulary) logits, then the softmax gradient, then
+    reads both again for the bias gradient and the two gradient matmuls: at 700 rows x 17,844
+    words that is ~50 MB per pass. Here each block's logits, its softmax gradient
+    (``SparseSoftmaxCrossEntropyWithLogits`` returns it with the loss) and that block's share
+    of ``dh``, ``dW`` and ``db`` are computed while the block is still in cache, and nothing of
+    vocabulary width outlives the block. Same math, summed in another order (float rounding).
+    Hand-written: TensorFlow has no fused output-layer-plus-cross-entropy op. Training only
+    (float32; the logits are never returned). ``transpose_kernel``: ``kernel`` is (vocabulary,
+    dim), a tied embedding matrix.
+    """
+    rows_per_chunk = rows_per_chunk or FUSED_ROWS
+    dim = tf.shape(h)[-1]
+    flat_h = tf.reshape(h, [-1, dim])
+    flat_targets = tf.reshape(targets, [-1])
+    flat_weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
+    rows = flat_h.shape[0]
+    chunks = max(1, -(-rows // rows_per_chunk)) if rows is not None else 8  # a static block count
+    total_rows = tf.shape(flat_h)[0]
+    size = total_rows // chunks
+    sizes = tf.concat([tf.fill([chunks - 1], size), [total_rows - size * (chunks - 1)]], 0)
+
+    @tf.custom_gradient
+    def loss_sum(flat_h, kernel, bias):
+        losses, dh, dkernel, dbias = [], [], None, None
+        for h_c, t_c, w_c in zip(tf.split(flat_h, sizes, num=chunks), tf.split(flat_targets, sizes, num=chunks),
+                                 tf.split(flat_weights, sizes, num=chunks)):
+            logits = tf.nn.bias_add(tf.matmul(h_c, kernel, transpose_b=transpose_kernel), bias)
+            loss, dlogits = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=logits, labels=t_c)
+            losses.append(tf.reduce_sum(loss * w_c))
+            dlogits = dlogits * w_c[:, None]
+            dh.append(tf.matmul(dlogits, kernel, transpose_b=not transpose_kernel))
+            part = (tf.matmul(dlogits, h_c, transpose_a=True) if transpose_kernel
+                    else tf.matmul(h_c, dlogits, transpose_a=True))
+            dkernel = part if dkernel is None else dkernel + part
+            dbias = tf.reduce_sum(dlogits, 0) if dbias is None else dbias + tf.reduce_sum(dlogits, 0)
+        dh = tf.concat(dh, 0)
+
+        def gradient(upstream):
+            return dh * upstream, dkernel * upstream, dbias * upstream
+
+        return tf.add_n(losses), gradient
+
+    return loss_sum(flat_h, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def output_head(model):
+    """(trunk, kernel, bias, transpose_kernel) of a float32 model for ``fused_output_loss``:
+    ``trunk`` is ``model`` up to the output layer's input (same layers, same weights, returns
+    ``[h, *next_states]``); None if the model's last layer is not one of the two known heads."""
+    from keyboard_lm.training.model import EMBEDDING, OUTPUT, PROJECTION
+
+    if model.dtype_policy.compute_dtype != "float32":
+        return None  # mixed precision: the plain path casts the logits; keep its rounding
+    def producer(tensor):
+        history = getattr(tensor, "_keras_history", None)
+        return history.operation if history is not None else None
+
+    last = producer(model.outputs[0])  # build_model's heads, and nothing after them
+    if getattr(last, "name", None) == "logits" and isinstance(last, keras.layers.Activation) \
+            and producer(last.input) is not None and producer(last.input).name == OUTPUT:
+        layer = producer(last.input)
+        if layer.bias is None or layer.activation not in (None, keras.activations.linear):
+            return None
+        h, kernel, bias, transpose = layer.input, layer.kernel, layer.bias, False
+    elif getattr(last, "name", None) == EMBEDDING and getattr(last, "output_bias", False) \
+            and PROJECTION in {layer.name for layer in model.layers}:
+        projection = model.get_layer(PROJECTION).output
+        if producer(projection) is None:
+            return None
+        h, kernel, bias, transpose = projection, last.embeddings, last.bias, True
+    else:
+        return None
+    trunk = keras.Model(model.inputs, [h, *model.outputs[1:]], name="next_word_trunk")
+    return trunk, kernel, bias, transpose
+
+
 def _divide(gradient, divisor):
     if isinstance(gradient, tf.IndexedSlices):  # an untied embedding's sparse gradient stays sparse
         return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
@@ -91,8 +174,11 @@ def _divide(gradient, divisor):
 class Steps:
     """The compiled train and eval steps of one model under one strategy."""
 
-    def __init__(self, model, model_config, strategy, clip_norm, jit_compile=False, penalty=None):
+    def __init__(self, model, model_config, strategy, clip_norm, jit_compile=False, penalty=None, fused=True):
         self.model = model
+        # The train step's output layer and loss: fused (see fused_output_loss) when the model
+        # has a known head; the eval step and the saved model always use the plain layers.
+        self.head = output_head(model) if fused else None
         self.penalty = penalty  # optional: () -> scalar added to the loss (personalization)
         self.model_config = model_config
         self.strategy = strategy
@@ -112,8 +198,14 @@ class Steps:
     def _gradients_impl(self, inputs, targets, weights, states, total_tokens):
         optimizer = self.model.optimizer
         with tf.GradientTape() as tape:
-            logits, *next_states = self.model([inputs, *states], training=True)
-            sums = next_word_sums(targets, logits, weights, top_k=())
+            if self.head is not None:
+                trunk, kernel, bias, transpose = self.head
+                h, *next_states = trunk([inputs, *states], training=True)
+                sums = {"loss_sum": fused_output_loss(h, kernel, bias, targets, weights, transpose),
+                        "tokens": tf.reduce_sum(tf.cast(weights, tf.float32))}
+            else:
+                logits, *next_states = self.model([inputs, *states], training=True)
+                sums = next_word_sums(targets, logits, weights, top_k=())
             loss = sums["loss_sum"] / total_tokens
             if self.penalty is not None:  # each replica adds its share; the all-reduce sums them
                 loss += self.penalty() / self.strategy.num_replicas_in_sync
@@ -133,7 +225,9 @@ class Steps:
         scale = tf.cast(getattr(optimizer, "dynamic_scale", 1.0), tf.float32)
         grads, _ = tf.clip_by_global_norm(grads, self.clip_norm * scale)
         replicas = tf.cast(self.strategy.num_replicas_in_sync, tf.float32)
-        optimizer.apply([_divide(g, replicas) for g in grads], self.model.trainable_variables)
+        if self.strategy.num_replicas_in_sync > 1:  # / 1 would be one more pass over every gradient
+            grads = [_divide(g, replicas) for g in grads]
+        optimizer.apply(grads, self.model.trainable_variables)
         # Every worker must take the same number of steps (each waits in the all-reduce), so a
         # stop request (time budget) is summed over all replicas below: any request stops all.
         sums["stop"] = tf.identity(stop)
@@ -189,7 +283,11 @@ class TrainingDiverged(KblmError):
     pass
 
 
-def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, callbacks=None, diverged=None):
+STEADY_AFTER = 10  # steps: the first ones trace the step (seconds) and warm oneDNN's kernel caches
+
+
+def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, callbacks=None, diverged=None,
+                clock=None):
     """One epoch of training steps: every batch of ``batches`` (an iterable of global batches),
     at most ``num_steps`` of them. The loop both ``fit`` (each epoch of ``kblm train`` and of a
     fine-tune) and personalization's final pass run.
@@ -200,7 +298,10 @@ def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, call
     multi-worker run takes it: the stop request is summed over replicas), then the epoch ends.
     ``callbacks``: a CallbackList told of each batch, with running metrics. ``diverged(loss,
     step)``: the message of the TrainingDiverged raised on a non-finite loss (before any callback
-    sees that state). Returns (the epoch's summed metrics, True if it stopped for the deadline).
+    sees that state). ``clock``: a dict that receives ``steady_start`` ((time.monotonic(), tokens
+    so far) once STEADY_AFTER steps are done) and ``end`` (the same when the loop ends), so a
+    caller can tell the steady-state rate from the epoch's (which includes tracing the step).
+    Returns (the epoch's summed metrics, True if it stopped for the deadline).
     """
     carry = states is not None
     total, out_of_time = {}, False
@@ -217,9 +318,22 @@ def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, call
                                    f"training diverged: the loss became {total['loss_sum']} at step {step + 1}")
         if callbacks is not None:
             callbacks.on_train_batch_end(step, summarize(total))
+        if clock is not None and step + 1 == STEADY_AFTER:
+            clock["steady_start"] = (time.monotonic(), total["tokens"])
         if out_of_time:
             break
+    if clock is not None:
+        clock["end"] = (time.monotonic(), total.get("tokens", 0.0))
     return total, out_of_time
+
+
+def steady_rate(clock, fallback):
+    """Tokens/s between ``clock``'s steady start and end (see ``train_epoch``); ``fallback`` if
+    the epoch was too short to have a steady part."""
+    if "steady_start" not in clock or clock["end"][0] <= clock["steady_start"][0]:
+        return fallback
+    (start, tokens_before), (end, tokens) = clock["steady_start"], clock["end"]
+    return (tokens - tokens_before) / (end - start)
 
 
 def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch):
@@ -250,11 +364,15 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
                     "last good model and backup are kept; lower the learning rate or the clip norm")
 
         states = steps.replica_zero_states(batch_size) if stream else None  # reset each epoch
-        total, out_of_time = train_epoch(steps, batches, steps_per_epoch, states, deadline, callbacks, diverged)
+        clock = {}
+        total, out_of_time = train_epoch(steps, batches, steps_per_epoch, states, deadline, callbacks, diverged,
+                                         clock)
         seconds = time.monotonic() - epoch_started
         valid = evaluate(steps, valid_dataset, batch_size if stream else None, config.validation_steps)
+        rate = total.get("tokens", 0.0) / max(seconds, 1e-9)
         logs = {**summarize(total), **summarize(valid, "val_"),
-                "tokens_per_second": total.get("tokens", 0.0) / max(seconds, 1e-9),
+                "tokens_per_second": rate,  # the whole epoch's loop, first steps (tracing) included
+                "steady_tokens_per_second": steady_rate(clock, rate),  # after STEADY_AFTER steps
                 "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
                 "epoch_seconds": seconds}
         callbacks.on_epoch_end(epoch, logs)

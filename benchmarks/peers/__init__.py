@@ -1,0 +1,1 @@
+"""Peer implementations the benchmarks compare the toolkit with (each run in its own process)."""

@@ -1,0 +1,94 @@
+"""The train step's fused output layer (``loop.fused_output_loss``) against the plain path: the
+same loss, gradients and step on small models, tied and untied, both data modes; and the
+command's loop reports a steady-state rate next to the epoch's."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_pipeline.dataset import PipelineConfig
+from keyboard_lm.training.config import ModelConfig
+from keyboard_lm.training.loop import Steps, fused_output_loss, output_head, steady_rate
+from keyboard_lm.training.metrics import next_word_sums
+from keyboard_lm.training.model import build_training_model, zero_states
+
+VOCABULARY = 53
+
+
+def batch(rows, length, padded=False, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, VOCABULARY, (rows, length + 1)).astype(np.int32)
+    if padded:  # message mode: right padding of various lengths
+        for r in range(rows):
+            ids[r, rng.integers(2, length + 1):] = 0
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    return tf.constant(inputs), tf.constant(targets), tf.constant((targets != 0).astype(np.float32))
+
+
+def loss_and_gradients(model, config, data, fused):
+    inputs, targets, weights = data
+    states = zero_states(config, inputs.shape[0])
+    with tf.GradientTape() as tape:
+        if fused:
+            trunk, kernel, bias, transpose = output_head(model)
+            h, *_ = trunk([inputs, *states], training=True)
+            loss = fused_output_loss(h, kernel, bias, targets, weights, transpose, rows_per_chunk=7)
+        else:
+            logits, *_ = model([inputs, *states], training=True)
+            loss = next_word_sums(targets, logits, weights, top_k=())["loss_sum"]
+        loss = loss / tf.reduce_sum(weights)
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("mode", ["stream", "message"])
+def test_fused_output_layer_matches_the_plain_path(tied, mode):
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(vocabulary_size=VOCABULARY, embedding_dim=12, rnn_units=(16, 16), dropout=0.0,
+                         tie_weights=tied)
+    model = build_training_model(config, PipelineConfig(mode=mode, batch_size=4, sequence_length=9))
+    data = batch(4, 9, padded=mode == "message")  # 36 rows: blocks of 7, the last one shorter
+    plain_loss, plain = loss_and_gradients(model, config, data, fused=False)
+    fused_loss, fused = loss_and_gradients(model, config, data, fused=True)
+    assert abs(float(plain_loss) - float(fused_loss)) < 1e-5
+    for variable, a, b in zip(model.trainable_variables, plain, fused):
+        a, b = (tf.convert_to_tensor(g) for g in (a, b))  # an untied embedding's gradient is sparse
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, err_msg=variable.path)
+
+
+def test_a_fused_train_step_matches_the_plain_one():
+    """Whole steps (clipping, SGD, stream state carried): the weights stay equal within rounding."""
+    config = ModelConfig(vocabulary_size=VOCABULARY, embedding_dim=12, rnn_units=(16, 16), dropout=0.0,
+                         tie_weights=False)
+    pipeline = PipelineConfig(mode="stream", batch_size=4, sequence_length=9)
+    runs = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_training_model(config, pipeline)
+        model.compile(optimizer=keras.optimizers.SGD(1.0))
+        model.optimizer.build(model.trainable_variables)
+        steps = Steps(model, config, tf.distribute.get_strategy(), 0.25, fused=fused)
+        assert (steps.head is not None) == fused
+        states, losses = steps.replica_zero_states(4), []
+        for seed in range(3):
+            sums, states = steps.train_step(batch(4, 9, seed=seed), states)
+            losses.append(float(sums["loss_sum"]))
+        runs.append((losses, [v.numpy() for v in model.trainable_variables]))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_mixed_precision_keeps_the_plain_path():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        config = ModelConfig(vocabulary_size=VOCABULARY, embedding_dim=8, rnn_units=(8,), tie_weights=False)
+        model = build_training_model(config, PipelineConfig())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert output_head(model) is None
+
+
+def test_steady_rate_leaves_out_the_first_steps():
+    assert steady_rate({"steady_start": (10.0, 1000.0), "end": (12.0, 5000.0)}, 1.0) == 2000.0
+    assert steady_rate({"end": (12.0, 5000.0)}, 123.0) == 123.0  # too short for a steady part
