@@ -16,11 +16,12 @@ has one), not taken by autodiff: the phone's runtime has no gradient ops.
 import tensorflow as tf
 
 from export.step_model import StepModel, extract_weights
+from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK
 
 PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
 ADAM = {"name": "adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 FORMAT_VERSION = 1
-DEFAULT_RANK = 3
+DEFAULT_RANK = DEFAULT_ADAPTER_RANK
 DEFAULT_WINDOW = 32
 
 

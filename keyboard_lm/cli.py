@@ -12,7 +12,7 @@ from pathlib import Path
 from data_pipeline.corpora import PACKAGES, SPLITS
 from data_pipeline.errors import KblmError
 from data_pipeline.pipeline_config import MODES
-from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
+from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
 from keyboard_lm.quiet import quiet_native_output
 from keyboard_lm.training.cells import CELL_KINDS
 from keyboard_lm.training.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, STRATEGIES
@@ -435,10 +435,10 @@ def _add_export_parsers(commands):
     p.add_argument("--lexicon-size", type=POSITIVE_INT, default=None,
                    help="keep the N most frequent lexicon words (default: all of the training text's, "
                         "100,000 from wordfreq)")
-    p.add_argument("--adapter-rank", type=_number(int, 0, 64), default=4,
+    p.add_argument("--adapter-rank", type=_number(int, 0, 64), default=DEFAULT_ADAPTER_RANK,
                    help="rank of the personal adapter the phone trains with the bundle's train signature "
-                        "(kblm adapt; docs/engine.md §18); default 4, 0: no train signature. int8 and int16x8 "
-                        "bundles never have one")
+                        f"(kblm adapt; docs/engine.md §18); default {DEFAULT_ADAPTER_RANK}, 0: no train signature. "
+                        "int8 and int16x8 bundles never have one")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)

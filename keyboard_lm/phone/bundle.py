@@ -354,6 +354,7 @@ def check_manifest(manifest, where):
 
 ADAPTER_FORMAT = 1  # docs/engine.md §18: the manifest's adapter block and the .kbad file
 ADAPTER_PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
+DEFAULT_ADAPTER_RANK = 3  # kblm export's adapter rank when not told (docs/engine.md §18; 0: no train signature)
 
 
 def check_adapter_block(adapter, vocabulary_size, fields):

@@ -335,3 +335,15 @@ def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
     assert len(result["epochs"]) == 2 and result["held_out_loss"] == result["epochs"][0]["held_out_loss"]
     with pytest.raises(TooShort):
         adapt(bundle, texts[:5])
+
+
+def test_kblm_export_and_export_run_give_the_same_default_rank(adapter_bundle):
+    """The command's default is the exporter's (the command once kept its own 4 after the
+    exporter's default became 3), and a bundle exported without a rank has it."""
+    from export.adapter_model import DEFAULT_RANK
+    from keyboard_lm.cli import build_parser
+    from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK
+
+    args = build_parser().parse_args(["export", "some-run", "--out", "some-bundle"])
+    assert args.adapter_rank == DEFAULT_RANK == DEFAULT_ADAPTER_RANK
+    assert load_bundle(adapter_bundle).adapter_block["rank"] == DEFAULT_ADAPTER_RANK
