@@ -57,9 +57,10 @@ def make_base():
         train_one("nlp-corpus", "mobile", 30)
 
 
-def other_authors(sizes):
+def other_authors(users):
     """{user: the sentences of the category's samples the user drew nothing from}: other
-    authors writing in the same genre (the other cut of benchmarks/personalization.py)."""
+    authors writing in the same genre (the other cut of benchmarks/personalization.py).
+    ``users``: personalization_small's ``users()``."""
     from data_pipeline.corpora import brown_documents, fetch
 
     documents = {c: [] for c in CATEGORIES}
@@ -67,7 +68,7 @@ def other_authors(sizes):
         if category in documents:
             documents[category].append((sentences, counts))
     out = {}
-    for name, (first, _) in small.users(sizes).items():
+    for name, (first, _) in users.items():
         samples, taken = documents[name.split("-")[0]], 0
         while taken < len(samples) and len(first) > 0:  # the user's text: the first samples' first halves
             first = first[len(small._halves(*samples[taken])[0]):]
@@ -87,8 +88,11 @@ def litert_top3(bundle, messages, adapter=None):
     return summarize(score_messages(runner, sentence_ids(messages, bundle.vocab, len(messages))))
 
 
-def adapt_timed(bundle_dir, texts, out, seed=0):
-    """``kblm adapt`` as the user runs it, pinned to one core; returns (seconds, its record)."""
+def adapt_timed(bundle, bundle_dir, texts, out, seed=0):
+    """``kblm adapt`` as the user runs it, pinned to one core; returns (seconds, the adapter's
+    arrays or None if it wrote none, its header)."""
+    from keyboard_lm.phone.adapter import load_adapter
+
     started = time.perf_counter()
     result = subprocess.run(["taskset", "-c", "0", *KBLM, "adapt", str(bundle_dir), "--texts", str(texts),
                              "--out", str(out), "--seed", str(seed), "--quiet", "--overwrite"],
@@ -96,12 +100,13 @@ def adapt_timed(bundle_dir, texts, out, seed=0):
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"kblm adapt failed on {texts}:\n{result.stderr[-2000:]}")
-    return seconds, result.stdout
+    if not out.exists() or "no adapter" in result.stdout:
+        return seconds, None, {"training": {}}
+    return (seconds, *load_adapter(out, bundle))
 
 
 def measure(name, first, second, others, general, phone_bundle_dir):
     from keyboard_lm.harness.simulator import EnginePredictor, simulate
-    from keyboard_lm.phone.adapter import load_adapter
     from keyboard_lm.phone.bundle import load_bundle
     from keyboard_lm.phone.engine import open_engine
 
@@ -113,10 +118,9 @@ def measure(name, first, second, others, general, phone_bundle_dir):
     server_run, server = small.personalized(name, True, texts, evaluation, general)
     adapter_path = OUT / "adapters" / f"{name}.kbad"
     adapter_path.parent.mkdir(parents=True, exist_ok=True)
-    seconds, printed = adapt_timed(phone_bundle_dir, texts, adapter_path)
     bundle = load_bundle(phone_bundle_dir)
-    shipped = adapter_path.exists() and "no adapter" not in printed
-    arrays, header = load_adapter(adapter_path, bundle) if shipped else (None, {"training": {}})
+    seconds, arrays, header = adapt_timed(bundle, phone_bundle_dir, texts, adapter_path)
+    shipped = arrays is not None
     eval_sentences = spread(second, small.MODEL_SENTENCES)
     base_model, phone_model = litert_top3(bundle, eval_sentences), litert_top3(bundle, eval_sentences, arrays)
     other_sentences = spread(others, small.MODEL_SENTENCES)  # other authors: both sides in LiteRT
@@ -125,9 +129,7 @@ def measure(name, first, second, others, general, phone_bundle_dir):
     # The adapter's init is random (adapter_down): the same user, other seeds, model top-3 only.
     seed_top3 = {0: (phone_model["top3"], other["phone"]["top3"])}
     for seed in range(1, SEEDS):
-        path = OUT / "adapters" / f"{name}-seed{seed}.kbad"
-        printed_seed = adapt_timed(phone_bundle_dir, texts, path, seed)[1]
-        seeded = load_adapter(path, bundle)[0] if path.exists() and "no adapter" not in printed_seed else None
+        seeded = adapt_timed(bundle, phone_bundle_dir, texts, OUT / "adapters" / f"{name}-seed{seed}.kbad", seed)[1]
         seed_top3[seed] = (litert_top3(bundle, eval_sentences, seeded)["top3"],
                            litert_top3(bundle, other_sentences, seeded)["top3"])
     general_lines = general.read_text().splitlines()[:GENERAL_SENTENCES]
@@ -196,9 +198,10 @@ def main(argv=None):
     phone_bundle = OUT / "base-bundle"
     if not (phone_bundle / "manifest.json").exists():
         export_run(small.BASE, "dynamic_int8", phone_bundle)
-    others = other_authors(args.sizes)
+    users = small.users(args.sizes)
+    others = other_authors(users)
     rows = [measure(name, first, second, others[name], general, phone_bundle)
-            for name, (first, second) in small.users(args.sizes).items() if name.split("-")[0] in args.categories]
+            for name, (first, second) in users.items() if name.split("-")[0] in args.categories]
     for row in rows:  # the phone's strip gain (adapter + cache) as a share of the server bundle's
         row["strip_share_adapter+cache"] = (100 * row["strip_gain_adapter+cache"] / row["strip_gain_server"]
                                             if row["strip_gain_server"] > 0 else None)

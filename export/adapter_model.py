@@ -16,12 +16,9 @@ has one), not taken by autodiff: the phone's runtime has no gradient ops.
 import tensorflow as tf
 
 from export.step_model import StepModel, extract_weights
-from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK
+from keyboard_lm.phone.bundle import ADAPTER_FORMAT, ADAPTER_PARAMETERS as PARAMETERS, DEFAULT_ADAPTER_RANK
 
-PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
 ADAM = {"name": "adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
-FORMAT_VERSION = 1
-DEFAULT_RANK = DEFAULT_ADAPTER_RANK
 DEFAULT_WINDOW = 32
 
 
@@ -33,7 +30,7 @@ def parameter_shapes(feature_size, rank, vocabulary_size):
 def adapter_block(feature_size, rank, window, vocabulary_size):
     """The manifest's ``adapter`` block (§18)."""
     shapes = parameter_shapes(feature_size, rank, vocabulary_size)
-    return {"format_version": FORMAT_VERSION, "rank": rank, "window": window, "feature_size": feature_size,
+    return {"format_version": ADAPTER_FORMAT, "rank": rank, "window": window, "feature_size": feature_size,
             "parameters": [{"name": name, "shape": shapes[name]} for name in PARAMETERS], "optimizer": dict(ADAM)}
 
 
@@ -87,7 +84,7 @@ def adam(params, grads, m, v, step_count, learning_rate, l2):
 class AdaptableModel(StepModel):
     """``step`` with the adapter's inputs, and ``train`` (§18)."""
 
-    def __init__(self, weights, model_config, rank=DEFAULT_RANK, window=DEFAULT_WINDOW):
+    def __init__(self, weights, model_config, rank=DEFAULT_ADAPTER_RANK, window=DEFAULT_WINDOW):
         super().__init__(weights, model_config)
         self.rank, self.window = int(rank), int(window)
         vocabulary = weights["output/bias"].shape[0]
@@ -144,5 +141,5 @@ class AdaptableModel(StepModel):
         return outputs
 
 
-def build_adaptable_model(model, model_config, rank=DEFAULT_RANK, window=DEFAULT_WINDOW):
+def build_adaptable_model(model, model_config, rank=DEFAULT_ADAPTER_RANK, window=DEFAULT_WINDOW):
     return AdaptableModel(extract_weights(model, model_config), model_config, rank, window)

@@ -17,9 +17,9 @@ from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
 from export import tflite
 from export.bundle import write_bundle
-from export.adapter_model import DEFAULT_RANK, build_adaptable_model
+from export.adapter_model import build_adaptable_model
 from export.step_model import build_step_model
-from keyboard_lm.phone.bundle import DEFAULT_STRIP_SIZE
+from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_STRIP_SIZE
 from keyboard_lm.phone.runtime import StepRunner, score_messages, signature_tensors
 from keyboard_lm.training.metrics import summarize
 
@@ -67,7 +67,7 @@ class QuantizationLoss(KblmError):
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
                cache_dir=None, strip_size=DEFAULT_STRIP_SIZE, lexicon="train", lexicon_size=None,
-               adapter_rank=DEFAULT_RANK):
+               adapter_rank=DEFAULT_ADAPTER_RANK):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest.
     ``strip_size``: words on the phone's suggestion strip, recorded in the manifest.
     ``lexicon``: train | none | wordfreq:LANG, ``lexicon_size``: at most that many words

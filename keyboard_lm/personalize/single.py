@@ -105,9 +105,10 @@ def _export_bundle(run, options, out, cache_dir, adapter_rank=None):
     """Exports ``run`` as ``options.quantize``, or as the fallback mode if that loses more
     top-3 accuracy than the export allows; returns (mode, why the fallback was used or None).
     ``adapter_rank``: the export's (None: its default, a bundle the phone can adapt)."""
-    from export.exporter import DEFAULT_RANK, QuantizationLoss, export_run
+    from export.exporter import QuantizationLoss, export_run
+    from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK
 
-    rank = DEFAULT_RANK if adapter_rank is None else adapter_rank
+    rank = DEFAULT_ADAPTER_RANK if adapter_rank is None else adapter_rank
     try:
         export_run(run, options.quantize, out, cache_dir=cache_dir, adapter_rank=rank)
         return options.quantize, None

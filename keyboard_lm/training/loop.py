@@ -298,10 +298,10 @@ def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, call
     multi-worker run takes it: the stop request is summed over replicas), then the epoch ends.
     ``callbacks``: a CallbackList told of each batch, with running metrics. ``diverged(loss,
     step)``: the message of the TrainingDiverged raised on a non-finite loss (before any callback
-    sees that state). ``clock``: a dict that receives ``steady_start`` ((time.monotonic(), tokens
-    so far) once STEADY_AFTER steps are done) and ``end`` (the same when the loop ends), so a
-    caller can tell the steady-state rate from the epoch's (which includes tracing the step).
-    Returns (the epoch's summed metrics, True if it stopped for the deadline).
+    sees that state). ``clock``: a dict that receives ``steady_start``, (time.monotonic(), tokens
+    so far) once STEADY_AFTER steps are done, so a caller can tell the steady-state rate from the
+    epoch's (which includes tracing the step; see ``steady_rate``). Returns (the epoch's summed
+    metrics, True if it stopped for the deadline).
     """
     carry = states is not None
     total, out_of_time = {}, False
@@ -322,18 +322,17 @@ def train_epoch(steps, batches, num_steps=None, states=None, deadline=None, call
             clock["steady_start"] = (time.monotonic(), total["tokens"])
         if out_of_time:
             break
-    if clock is not None:
-        clock["end"] = (time.monotonic(), total.get("tokens", 0.0))
     return total, out_of_time
 
 
-def steady_rate(clock, fallback):
-    """Tokens/s between ``clock``'s steady start and end (see ``train_epoch``); ``fallback`` if
-    the epoch was too short to have a steady part."""
-    if "steady_start" not in clock or clock["end"][0] <= clock["steady_start"][0]:
+def steady_rate(clock, ended, tokens, fallback):
+    """Tokens/s from ``clock``'s steady start (see ``train_epoch``) to ``ended`` (time.monotonic()
+    when the epoch's loop returned, having trained ``tokens``); ``fallback`` if the epoch was too
+    short to have a steady part."""
+    if "steady_start" not in clock or ended <= clock["steady_start"][0]:
         return fallback
-    (start, tokens_before), (end, tokens) = clock["steady_start"], clock["end"]
-    return (tokens - tokens_before) / (end - start)
+    started, tokens_before = clock["steady_start"]
+    return (tokens - tokens_before) / (ended - started)
 
 
 def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch):
@@ -367,12 +366,13 @@ def fit(steps, train_dataset, valid_dataset, config, callbacks, steps_per_epoch)
         clock = {}
         total, out_of_time = train_epoch(steps, batches, steps_per_epoch, states, deadline, callbacks, diverged,
                                          clock)
-        seconds = time.monotonic() - epoch_started
+        ended = time.monotonic()
+        seconds = ended - epoch_started
         valid = evaluate(steps, valid_dataset, batch_size if stream else None, config.validation_steps)
         rate = total.get("tokens", 0.0) / max(seconds, 1e-9)
         logs = {**summarize(total), **summarize(valid, "val_"),
                 "tokens_per_second": rate,  # the whole epoch's loop, first steps (tracing) included
-                "steady_tokens_per_second": steady_rate(clock, rate),  # after STEADY_AFTER steps
+                "steady_tokens_per_second": steady_rate(clock, ended, total.get("tokens", 0.0), rate),
                 "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
                 "epoch_seconds": seconds}
         callbacks.on_epoch_end(epoch, logs)

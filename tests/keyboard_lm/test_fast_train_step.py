@@ -89,6 +89,26 @@ def test_mixed_precision_keeps_the_plain_path():
     assert output_head(model) is None
 
 
-def test_steady_rate_leaves_out_the_first_steps():
-    assert steady_rate({"steady_start": (10.0, 1000.0), "end": (12.0, 5000.0)}, 1.0) == 2000.0
-    assert steady_rate({"end": (12.0, 5000.0)}, 123.0) == 123.0  # too short for a steady part
+def test_the_loop_reports_the_rate_after_its_first_steps():
+    """train_epoch marks where its steady part starts; steady_rate counts from there only."""
+    import time
+
+    from keyboard_lm.training.loop import STEADY_AFTER, train_epoch
+
+    config = ModelConfig(vocabulary_size=VOCABULARY, embedding_dim=8, rnn_units=(8,), dropout=0.0)
+    model = build_training_model(config, PipelineConfig(mode="message"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.optimizer.build(model.trainable_variables)
+    steps = Steps(model, config, tf.distribute.get_strategy(), 1.0)
+    batches = [batch(2, 6, padded=True, seed=seed) for seed in range(STEADY_AFTER + 3)]
+    clock = {}
+    total, _ = train_epoch(steps, batches, clock=clock)
+    ended = time.monotonic()
+    started, tokens_before = clock["steady_start"]
+    assert tokens_before == sum(float(b[2].numpy().sum()) for b in batches[:STEADY_AFTER])
+    later = total["tokens"] - tokens_before
+    assert later == sum(float(b[2].numpy().sum()) for b in batches[STEADY_AFTER:]) > 0
+    assert steady_rate(clock, ended, total["tokens"], -1.0) == later / (ended - started)
+    short = {}
+    train_epoch(steps, batches[:STEADY_AFTER - 1], clock=short)
+    assert steady_rate(short, ended, 100.0, -1.0) == -1.0  # too short for a steady part
