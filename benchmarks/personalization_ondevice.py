@@ -43,8 +43,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.personalization import CATEGORIES, simulate_bundle, spread, write_lines  # noqa: E402
 from benchmarks import personalization_small as small  # noqa: E402
+from keyboard_lm.phone.bundle import ADAPTER_FORMAT  # noqa: E402
 
-OUT = Path("runs/bench/personal-ondevice")
+# one folder per adapter block format: a bundle, adapters and rows of an older train signature are never reused
+OUT = Path("runs/bench/personal-ondevice") / f"adapter-format-{ADAPTER_FORMAT}"
 GENERAL_SENTENCES = 500
 SEEDS = 3  # adapter inits per user (model top-3); the strip, KSR and cost use seed 0, the default
 KBLM = [sys.executable, "-m", "keyboard_lm.cli"]

@@ -25,7 +25,7 @@ from data_pipeline.errors import KblmError
 from data_pipeline.textio import atomic_write_bytes
 from data_pipeline.tokenization import split_sentences
 from data_pipeline.vocab import BOS_ID, EOS_ID
-from keyboard_lm.phone.bundle import ADAPTER_FORMAT, ADAPTER_PARAMETERS
+from keyboard_lm.phone.bundle import ADAPTER_FILE_FORMAT, ADAPTER_PARAMETERS
 
 MAGIC = b"KBLMADAP"
 DTYPE = "float16"  # stored; computed in float32
@@ -54,7 +54,7 @@ def save_adapter(path, bundle, arrays, training=None):
     (temp path, then rename); returns the bytes written."""
     block = bundle.adapter_block
     payload = b"".join(np.ascontiguousarray(arrays[name], "<f2").tobytes() for name in ADAPTER_PARAMETERS)
-    header = {"format_version": ADAPTER_FORMAT, "bundle_model_sha256": bundle.model_sha256,
+    header = {"format_version": ADAPTER_FILE_FORMAT, "bundle_model_sha256": bundle.model_sha256,
               "rank": block["rank"], "feature_size": block["feature_size"],
               "vocabulary_size": block["parameters"][0]["shape"][0], "dtype": DTYPE,
               "arrays": [{"name": p["name"], "shape": p["shape"]} for p in block["parameters"]],
@@ -100,8 +100,8 @@ def load_adapter(path, bundle):
             raise KblmError(f"{where}: field {name} must be {what}, not {json.dumps(value)[:80]}")
         return value
 
-    field("format_version", lambda v: v == ADAPTER_FORMAT and type(v) is int,
-          f"{ADAPTER_FORMAT} (the adapter format this keyboard-lm reads)")
+    field("format_version", lambda v: v == ADAPTER_FILE_FORMAT and type(v) is int,
+          f"{ADAPTER_FILE_FORMAT} (the adapter file format this keyboard-lm reads)")
     field("bundle_model_sha256", lambda v: v == bundle.model_sha256,
           f"the sha256 of {bundle.names('model.tflite')} ({bundle.model_sha256[:12]}…): the adapter was "
           "trained for another bundle")
@@ -140,7 +140,8 @@ class Window:
     tokens: np.ndarray
     targets: np.ndarray
     mask: np.ndarray
-    first: bool  # starts from zero states (else from the previous window's end)
+    reset: np.ndarray  # 1 where a stream starts from zero states
+    first: bool  # the first window of its part: starts from zero states (else from the previous window's end)
     start: dict = None  # the states at its start, recorded by pass 0
 
     @property
@@ -148,21 +149,33 @@ class Window:
         return float(self.mask.sum())
 
 
-def windows_of(messages, vocab, window, carry):
-    """The messages' positions cut into windows of ``window`` (§18.3): each sentence
-    ``<bos> ids <eos>`` on its own (``reset``), or a message's sentences as one stream
-    (``carry``: ``<bos> ... <eos> <bos> ... <eos>``, as stream training and the engine feed it)."""
+def streams_of(messages, vocab, carry):
+    """The messages' streams (§18.3): each sentence ``<bos> ids <eos>`` (``reset``), or a
+    message's sentences end to end (``carry``: ``<bos> ... <eos> <bos> ... <eos>``, as stream
+    training and the engine feed it)."""
     out = []
     for message in messages:
         sentences = [[BOS_ID, *ids, EOS_ID] for ids in map(vocab.encode, split_sentences(message)) if ids]
-        for ids in ([sum(sentences, [])] if carry and sentences else sentences):
-            inputs, targets = ids[:-1], ids[1:]
-            for start in range(0, len(inputs), window):
-                n = len(inputs[start:start + window])
-                tokens, target, mask = (np.zeros(window, np.int32), np.zeros(window, np.int32),
-                                        np.zeros(window, np.float32))
-                tokens[:n], target[:n], mask[:n] = inputs[start:start + window], targets[start:start + window], 1.0
-                out.append(Window(tokens, target, mask, first=start == 0))
+        out.extend([sum(sentences, [])] if carry and sentences else sentences)
+    return out
+
+
+def windows_of(messages, vocab, window, carry):
+    """The messages' streams packed into windows of ``window`` positions (§18.3): laid end to
+    end, ``reset`` 1 at each stream's first position; only the last window is padded."""
+    tokens, targets, reset = [], [], []
+    for ids in streams_of(messages, vocab, carry):
+        tokens += ids[:-1]
+        targets += ids[1:]
+        reset += [1.0] + [0.0] * (len(ids) - 2)
+    out = []
+    for start in range(0, len(tokens), window):
+        n = len(tokens[start:start + window])
+        w = Window(np.zeros(window, np.int32), np.zeros(window, np.int32), np.zeros(window, np.float32),
+                   np.zeros(window, np.float32), first=start == 0)
+        w.tokens[:n], w.targets[:n] = tokens[start:start + window], targets[start:start + window]
+        w.mask[:n], w.reset[:n] = 1.0, reset[start:start + window]
+        out.append(w)
     return out
 
 
@@ -228,7 +241,7 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
                           if w.first else states)
                 w.start = states
             loss, new_params, m, v, count, states = trainer.train(
-                w.tokens, w.targets, w.mask, w.start, params, m, v, count, learning_rate, options.l2)
+                w.tokens, w.targets, w.mask, w.reset, w.start, params, m, v, count, learning_rate, options.l2)
             if not _finite(loss, new_params):
                 return float("nan"), params, (m, v, count)
             params = new_params if learning_rate else params

@@ -182,6 +182,11 @@ class Bundle:
         if self.adapter_block is None:
             raise KblmError(f"{self.names('manifest.json')}: the bundle has no train signature (no adapter block); "
                             "re-export it with this keyboard-lm (kblm export, without --adapter-rank 0)")
+        if self.adapter_block["format_version"] != ADAPTER_FORMAT:
+            raise KblmError(f"{self.names('manifest.json')}: field adapter.format_version is "
+                            f"{self.adapter_block['format_version']}: its train signature is from an earlier keyboard-lm "
+                            f"(one sentence per window); re-export the bundle with this one (adapter format "
+                            f"{ADAPTER_FORMAT}) to adapt")
         return TrainRunner(self.model_path, self.state_layout, self.adapter_block, num_threads,
                            name=self.names("model.tflite"))
 
@@ -352,7 +357,9 @@ def check_manifest(manifest, where):
     manifest_strip_size(manifest, where)
 
 
-ADAPTER_FORMAT = 1  # docs/engine.md §18: the manifest's adapter block and the .kbad file
+ADAPTER_FORMAT = 2  # docs/engine.md §18: the manifest's adapter block (2: train takes reset, windows are packed)
+OLD_ADAPTER_FORMAT = 1  # a train signature without reset: step runs, kblm adapt asks to re-export
+ADAPTER_FILE_FORMAT = 1  # §18.4: the .kbad file
 ADAPTER_PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
 DEFAULT_ADAPTER_RANK = 3  # kblm export's adapter rank when not told (docs/engine.md §18; 0: no train signature)
 
@@ -362,7 +369,8 @@ def check_adapter_block(adapter, vocabulary_size, fields):
     names and shapes."""
     if not isinstance(adapter, dict):
         raise fields.error("adapter", f"must be an object (docs/engine.md §18), not {_show(adapter)}")
-    fields.need(adapter, "format_version", "adapter.format_version", lambda v: _is_int(v) and v == ADAPTER_FORMAT,
+    fields.need(adapter, "format_version", "adapter.format_version",
+                lambda v: _is_int(v) and v in (ADAPTER_FORMAT, OLD_ADAPTER_FORMAT),
                 f"{ADAPTER_FORMAT} (the adapter format this keyboard-lm reads)")
     rank = fields.need(adapter, "rank", "adapter.rank", lambda v: _is_int(v) and v > 0, "a positive integer")
     fields.need(adapter, "window", "adapter.window", lambda v: _is_int(v) and v > 0, "a positive integer")

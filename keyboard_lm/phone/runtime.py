@@ -190,7 +190,7 @@ class TrainRunner:
         if self.runner is None:
             raise KblmError(f"{name}: no signature 'train' (the model has {sorted(signatures)}), although the "
                             "manifest has an adapter block")
-        expected = {"tokens", "targets", "mask", "step_count", "learning_rate", "l2", *(n for n, _ in self.layout),
+        expected = {"tokens", "targets", "mask", "reset", "step_count", "learning_rate", "l2", *(n for n, _ in self.layout),
                     *self.shapes, *(f"{k}_{n}" for k in ("m", "v") for n in self.shapes)}
         have = set(self.runner.get_input_details())
         if have != expected:
@@ -199,10 +199,10 @@ class TrainRunner:
     def zeros(self):
         return {name: np.zeros(shape, np.float32) for name, shape in self.shapes.items()}
 
-    def train(self, tokens, targets, mask, states, params, m, v, step_count, learning_rate, l2):
+    def train(self, tokens, targets, mask, reset, states, params, m, v, step_count, learning_rate, l2):
         """One window: returns (loss, params, m, v, step_count, states after the window)."""
         out = self.runner(tokens=np.asarray(tokens, np.int32), targets=np.asarray(targets, np.int32),
-                          mask=np.asarray(mask, np.float32), **states, **params,
+                          mask=np.asarray(mask, np.float32), reset=np.asarray(reset, np.float32), **states, **params,
                           **{f"m_{k}": a for k, a in m.items()}, **{f"v_{k}": a for k, a in v.items()},
                           step_count=np.float32(step_count), learning_rate=np.float32(learning_rate),
                           l2=np.float32(l2))

@@ -30,7 +30,7 @@ NAMES = ("adapter_bias", "adapter_down", "adapter_up")
 def _block(feature_size, rank, window, vocabulary_size):
     shapes = {"adapter_bias": [vocabulary_size], "adapter_down": [feature_size, rank],
               "adapter_up": [rank, vocabulary_size]}
-    return {"format_version": 1, "rank": rank, "window": window, "feature_size": feature_size,
+    return {"format_version": 2, "rank": rank, "window": window, "feature_size": feature_size,
             "parameters": [{"name": name, "shape": shapes[name]} for name in NAMES],
             "optimizer": {"name": "adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}}
 

@@ -379,8 +379,8 @@ BAD_BUNDLES = {
                                                 ["manifest.json", "files.lexicon.tsv.gz is missing"]),
     # the adapter block: the step's adapter inputs and the train signature (docs/engine.md §18)
     "manifest adapter.rank 0": (put(0, "adapter", "rank"), ["manifest.json", "field adapter.rank must be a positive"]),
-    "manifest adapter format_version 2": (put(2, "adapter", "format_version"),
-                                          ["manifest.json", "field adapter.format_version must be 1"]),
+    "manifest adapter format_version 3": (put(3, "adapter", "format_version"),
+                                          ["manifest.json", "field adapter.format_version must be 2"]),
     "manifest adapter parameters that disagree with its rank": (
         put(5, "adapter", "rank"), ["manifest.json", "field adapter.parameters must be the three arrays"]),
     "manifest without the adapter block of a model that takes one": (

@@ -17,7 +17,7 @@ from export.adapter_model import PARAMETERS, adam, build_adaptable_model, masked
 from export.exporter import export_run
 from export.step_model import build_step_model
 from keyboard_lm.cli import main
-from keyboard_lm.phone.adapter import MAGIC, AdaptOptions, TooShort, adapt, load_adapter, save_adapter
+from keyboard_lm.phone.adapter import MAGIC, AdaptOptions, TooShort, adapt, load_adapter, save_adapter, windows_of
 from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.phone.runtime import StepRunner, TrainRunner
 from keyboard_lm.training.model import zero_states
@@ -30,6 +30,8 @@ KBLM = [sys.executable, "-m", "keyboard_lm.cli"]
 CASES = [
     ("adapt", "text too short to train: one line, nothing written", "test_too_short_text_trains_nothing"),
     ("adapt", "a bundle without a train signature: one line", "test_a_bundle_without_train_is_refused"),
+    ("adapt", "a bundle of adapter format 1 (train without reset): one line asking to re-export; it still suggests",
+     "test_a_bundle_of_the_first_adapter_format_suggests_but_is_not_adapted"),
     ("adapt", "an adapter that does not beat the base: not written, the previous one kept",
      "test_a_worse_adapter_keeps_the_previous_one"),
     ("adapt", "a diverging run (non-finite loss): the epoch is thrown away", "test_a_diverging_epoch_is_thrown_away"),
@@ -74,16 +76,18 @@ def random_inputs(adaptable, seed=1):
     targets = rng.integers(4, vocabulary, adaptable.window).astype(np.int32)
     mask = np.ones(adaptable.window, np.float32)
     mask[-3:] = 0  # a padded tail
+    reset = np.zeros(adaptable.window, np.float32)
+    reset[2] = 1  # a second sentence starts at position 2
     states = {name: rng.normal(0, 0.3, (1, size)).astype(np.float32) for name, size in adaptable.layout}
     params = {name: rng.normal(0, 0.2, shape).astype(np.float32) for name, shape in adaptable.shapes.items()}
     moments = [{name: np.abs(rng.normal(0, 0.01, shape)).astype(np.float32) for name, shape in
                 adaptable.shapes.items()} for _ in range(2)]
-    return tokens, targets, mask, states, params, moments
+    return tokens, targets, mask, reset, states, params, moments
 
 
-def tf_loss(adaptable, tokens, targets, mask, states, params):
+def tf_loss(adaptable, tokens, targets, mask, reset, states, params):
     """TensorFlow's masked loss of the window, by Keras's own cross-entropy."""
-    features, _ = window_forward(adaptable, tf.constant(tokens), tf.constant(mask),
+    features, _ = window_forward(adaptable, tf.constant(tokens), tf.constant(mask), tf.constant(reset),
                                  [tf.constant(states[name]) for name, _ in adaptable.layout], adaptable.window)
     logits = adaptable.logits(features) + tf.matmul(tf.matmul(features, params["adapter_down"]),
                                                     params["adapter_up"]) + params["adapter_bias"]
@@ -92,10 +96,10 @@ def tf_loss(adaptable, tokens, targets, mask, states, params):
 
 
 def test_explicit_gradient_equals_autodiff(adaptable):
-    tokens, targets, mask, states, params, _ = random_inputs(adaptable)
+    tokens, targets, mask, reset, states, params, _ = random_inputs(adaptable)
     variables = {name: tf.Variable(value) for name, value in params.items()}
     with tf.GradientTape() as tape:
-        loss, features, logits = tf_loss(adaptable, tokens, targets, mask, states, variables)
+        loss, features, logits = tf_loss(adaptable, tokens, targets, mask, reset, states, variables)
     expected = tape.gradient(loss, variables)
     ours_loss, ours = masked_loss_and_gradients(logits, tf.constant(targets), tf.constant(mask), features,
                                                 tf.constant(params["adapter_down"]), tf.constant(params["adapter_up"]))
@@ -107,13 +111,13 @@ def test_explicit_gradient_equals_autodiff(adaptable):
 
 def test_litert_train_equals_tensorflow(adaptable, float_model):
     """The LiteRT signature: TensorFlow's masked loss within 1e-5, Adam on autodiff's gradient."""
-    tokens, targets, mask, states, params, (m, v) = random_inputs(adaptable)
+    tokens, targets, mask, reset, states, params, (m, v) = random_inputs(adaptable)
     trainer = TrainRunner(float_model, adaptable.layout, adaptable.block())
-    loss, new_params, new_m, new_v, count, end = trainer.train(tokens, targets, mask, states, params, m, v, 4.0,
-                                                               0.01, 1e-3)
+    loss, new_params, new_m, new_v, count, end = trainer.train(tokens, targets, mask, reset, states, params, m, v,
+                                                               4.0, 0.01, 1e-3)
     variables = {name: tf.Variable(value) for name, value in params.items()}
     with tf.GradientTape() as tape:
-        expected_loss, _, _ = tf_loss(adaptable, tokens, targets, mask, states, variables)
+        expected_loss, _, _ = tf_loss(adaptable, tokens, targets, mask, reset, states, variables)
     grads = tape.gradient(expected_loss, variables)
     assert abs(loss - float(expected_loss)) <= 1e-5
     want_p, want_m, want_v, t = adam(params, {k: g.numpy() for k, g in grads.items()}, m, v, 4.0, 0.01, 1e-3)
@@ -123,25 +127,32 @@ def test_litert_train_equals_tensorflow(adaptable, float_model):
         assert np.abs(new_m[name] - np.asarray(want_m[name])).max() <= 1e-6, name
         assert np.abs(new_v[name] - np.asarray(want_v[name])).max() <= 1e-6, name
         assert not np.array_equal(new_params[name], params[name])
-    # The state after the window is the step model's after the last real position.
+    # The state after the window is the step model's after the last real position, reset at position 2.
     runner = StepRunner(float_model, adaptable.layout, adapter=adaptable.block())
     runner.states = {k: s.copy() for k, s in states.items()}
-    for token in tokens[:int(mask.sum())]:
+    for token, starts in zip(tokens[:int(mask.sum())], reset):
+        if starts:
+            runner.reset()
         runner.step(int(token))
     for name, _ in adaptable.layout:
         assert np.abs(end[name] - runner.states[name]).max() <= 1e-5
 
 
 def test_window_loss_equals_the_keras_model_from_an_empty_state(model, adaptable, float_model):
+    """Two sentences packed in one window (reset at 0 and 2), started from states that are not
+    zeros: the loss is the Keras model's on each sentence from an empty state."""
     keras_model, config = model
-    tokens, targets, mask, _, _, _ = random_inputs(adaptable, seed=3)
+    tokens, targets, mask, reset, states, _, _ = random_inputs(adaptable, seed=3)
+    reset[0] = 1
     trainer = TrainRunner(float_model, adaptable.layout, adaptable.block())
     zeros = trainer.zeros()
-    states = {name: np.zeros((1, size), np.float32) for name, size in adaptable.layout}
-    loss = trainer.train(tokens, targets, mask, states, zeros, zeros, zeros, 0.0, 0.0, 0.0)[0]
-    logits, *_ = keras_model([keras.ops.convert_to_tensor(tokens[None]), *zero_states(config, 1)])
-    losses = keras.losses.sparse_categorical_crossentropy(targets[None], logits, from_logits=True)[0]
-    assert abs(loss - float(np.sum(losses.numpy() * mask) / mask.sum())) <= 1e-5
+    loss = trainer.train(tokens, targets, mask, reset, states, zeros, zeros, zeros, 0.0, 0.0, 0.0)[0]
+    total = 0.0
+    for begin, end in ((0, 2), (2, int(mask.sum()))):
+        logits, *_ = keras_model([keras.ops.convert_to_tensor(tokens[None, begin:end]), *zero_states(config, 1)])
+        total += float(np.sum(keras.losses.sparse_categorical_crossentropy(targets[None, begin:end], logits,
+                                                                            from_logits=True)[0].numpy()))
+    assert abs(loss - total / mask.sum()) <= 1e-5
 
 
 @pytest.mark.parametrize("mode", ["float32", "dynamic_int8"])
@@ -176,6 +187,46 @@ def trained(adapter_bundle, tmp_path_factory):
 
 def park_rank(engine_probs, vocab):
     return int(np.sum(engine_probs > engine_probs[vocab.id("park")]))
+
+
+def test_windows_pack_sentences_with_a_reset_at_each_start(adapter_bundle):
+    """§18.3: sentences laid end to end, reset 1 at each <bos>; a sentence longer than the room
+    left runs on into the next window; only the last window is padded."""
+    vocab = load_bundle(adapter_bundle).vocab
+    # 3 sentences of 7, 4 and 7 positions (the toy tokenizer keeps punctuation): 18 positions in 3 windows
+    messages = ["see you at the park . we met .", "are you at the station ?"]
+    windows = windows_of(messages, vocab, 8, carry=False)
+    tokens = np.concatenate([w.tokens for w in windows])
+    reset = np.concatenate([w.reset for w in windows])
+    mask = np.concatenate([w.mask for w in windows])
+    assert len(windows) == 3 and mask.tolist() == [1.0] * 18 + [0.0] * 6
+    assert np.flatnonzero(reset).tolist() == [0, 7, 11]  # the three sentences' starts
+    assert tokens[[0, 7, 11]].tolist() == [vocab.id("<bos>")] * 3
+    assert [w.first for w in windows] == [True, False, False]
+    # "we met ." is cut at the window's end: the next window goes on from its state (reset 0 at 0)
+    assert windows[1].reset[0] == 0 and windows[1].tokens[0] == vocab.id("we")
+    assert windows[0].targets[6] == vocab.id("<eos>") and windows[0].tokens[7] == vocab.id("<bos>")
+    # carry: one stream per message, a reset only at each message's first position
+    carried = windows_of(messages, vocab, 8, carry=True)
+    assert np.flatnonzero(np.concatenate([w.reset for w in carried])).tolist() == [0, 12]
+    assert np.concatenate([w.mask for w in carried]).sum() == 19  # 12 + 7 positions: a stream loses only its last id
+
+
+def test_a_bundle_of_the_first_adapter_format_suggests_but_is_not_adapted(adapter_bundle, trained, tmp_path):
+    """Block format 1 had no reset input: its step runs as before (adapters too), but its train
+    cannot run packed windows: kblm adapt refuses it in one line, asking to re-export."""
+    import shutil
+    copy = tmp_path / "old"
+    shutil.copytree(adapter_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["adapter"]["format_version"] = 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = _cli(["suggest", str(copy), "see you at the", "--adapter", str(trained[0])])
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    result = _cli(["adapt", str(copy), "--texts", str(trained[1]), "--out", str(tmp_path / "a.kbad")])
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "adapter.format_version is 1" in result.stderr and "re-export" in result.stderr
+    assert not (tmp_path / "a.kbad").exists()
 
 
 def test_adapt_learns_the_user_and_the_harness_uses_it(adapter_bundle, trained, capsys):

@@ -19,9 +19,9 @@ import org.tensorflow.lite.Interpreter;
 /**
  * The bundle's "train" signature on LiteRT (docs/engine.md §18.2; export/adapter_model.py writes
  * it, keyboard_lm/phone/runtime.py's TrainRunner is the Python twin): Interpreter.runSignature with
- * inputs tokens, targets [T] int32, mask [T], the states [1, size], adapter_bias / _down / _up,
- * their m_ and v_ moments, step_count, learning_rate and l2 (float32 scalars); outputs loss,
- * next_ arrays, next_m_ / next_v_ moments, next_step_count and next_ states.
+ * inputs tokens, targets [T] int32, mask, reset [T] float32, the states [1, size], adapter_bias /
+ * _down / _up, their m_ and v_ moments, step_count, learning_rate and l2 (float32 scalars);
+ * outputs loss, next_ arrays, next_m_ / next_v_ moments, next_step_count and next_ states.
  *
  * Every tensor goes in and out through a java.nio buffer wrapping a flat array (LiteRT checks a
  * buffer's byte size, not its shape, so [1, size], [F, r] and the scalars need no nested arrays).
@@ -61,7 +61,8 @@ final class LiteRtTrainer implements Trainer {
             throw new BundleException("model.tflite: no signature \"train\" (it has " + Arrays.toString(signatures)
                     + "), although manifest.json has an adapter block");
         }
-        List<String> expected = new ArrayList<>(Arrays.asList("tokens", "targets", "mask", "step_count", "learning_rate", "l2"));
+        List<String> expected = new ArrayList<>(Arrays.asList("tokens", "targets", "mask", "reset", "step_count", "learning_rate",
+                "l2"));
         List<String> outputs = new ArrayList<>(Arrays.asList("loss", "next_step_count"));
         for (String name : names) {
             expected.add(name);
@@ -84,16 +85,18 @@ final class LiteRtTrainer implements Trainer {
     }
 
     @Override
-    public Result train(int[] tokens, int[] targets, float[] mask, float[][] state, AdapterState adapter, float learningRate,
-                        float l2) {
-        if (tokens.length != window || targets.length != window || mask.length != window) {
-            throw new IllegalArgumentException("a train window has " + window + " positions, got " + tokens.length);
+    public Result train(int[] tokens, int[] targets, float[] mask, float[] reset, float[][] state, AdapterState adapter,
+                        float learningRate, float l2) {
+        if (tokens.length != window || targets.length != window || mask.length != window || reset.length != window) {
+            throw new IllegalArgumentException("a train window has " + window + " positions, got tokens " + tokens.length
+                    + ", targets " + targets.length + ", mask " + mask.length + ", reset " + reset.length);
         }
         Map<String, Object> inputs = new HashMap<>();
         Map<String, Object> outputs = new HashMap<>();
         inputs.put("tokens", IntBuffer.wrap(tokens));
         inputs.put("targets", IntBuffer.wrap(targets));
         inputs.put("mask", FloatBuffer.wrap(mask));
+        inputs.put("reset", FloatBuffer.wrap(reset));
         inputs.put("step_count", FloatBuffer.wrap(new float[] {adapter.stepCount}));
         inputs.put("learning_rate", FloatBuffer.wrap(new float[] {learningRate}));
         inputs.put("l2", FloatBuffer.wrap(new float[] {l2}));

@@ -17,16 +17,20 @@ import org.json.JSONObject;
  * CommittedText} collects them). Each message is cut into sentences as tokenization.md does
  * ({@link #sentences}); a sentence with a token is {@code <bos> ids <eos>}, its inputs the ids but
  * the last, its targets the ids but the first. The last max(1, round(0.1 * messages)) messages
- * are held out. Positions are cut into windows of T, the last padded (token 0, target 0, mask 0);
- * a sentence's first window starts from zero states ("reset"; with "carry" a message's sentences
- * are one stream, <bos> ... <eos> <bos> ... <eos>, cut into windows), a later window from the previous
- * window's. Too short (fewer than 300 training or 30 held-out targets): nothing is trained. Pass 0
- * scores the held-out windows with the zero adapter and learning rate 0: the base held-out loss.
- * Each window's start states are recorded the first time it runs (pass 0, or epoch 1 for the
- * training windows) and fixed from then on. Then at most EPOCHS (10) epochs, one update per training window, keeping
- * the adapter with the lowest held-out loss; the run stops after an epoch that does not improve on
- * the best, or at a non-finite loss or parameter (that epoch is thrown away). The best adapter
- * ships only if it beats the base held-out loss.
+ * are held out. Streams: each sentence ("reset"), or a message's sentences as one ("carry":
+ * <bos> ... <eos> <bos> ... <eos>). Windows are packed: the training messages' streams, in order,
+ * are laid end to end and cut into windows of T positions, a stream's first position with reset 1
+ * (the train signature starts it from zero states), so a window holds as many sentences as fit and
+ * a long one runs on into the next window; only the last window is padded (token 0, target 0,
+ * mask 0, reset 0). The held-out messages' streams are packed the same way, on their own. The
+ * first window of each part starts from zero states, each later one from the previous window's
+ * next states. Too short (fewer than 300 training or 30 held-out targets): nothing is trained.
+ * Pass 0 scores the held-out windows with the zero adapter and learning rate 0: the base held-out
+ * loss. Each window's start states are recorded the first time it runs (pass 0, or epoch 1 for
+ * the training windows) and fixed from then on. Then at most EPOCHS (10) epochs, one update per
+ * training window, keeping the adapter with the lowest held-out loss; the run stops after an epoch
+ * that does not improve on the best, or at a non-finite loss or parameter (that epoch is thrown
+ * away). The best adapter ships only if it beats the base held-out loss.
  *
  * As keyboard_lm/phone/adapter.py decides: the best starts as the base model (an epoch that does
  * not beat the base loss ends the run with nothing to ship), and an epoch's held-out loss is the
@@ -105,16 +109,19 @@ public final class AdapterTraining {
         final int[] tokens;
         final int[] targets;
         final float[] mask;
+        /** 1 at a stream's first position (the state entering it is zeros), else 0. */
+        final float[] reset;
         /** Real positions (the sum of the mask). */
         final int real;
         final boolean heldOut;
-        /** Starts from the previous window's next states (else from zero states). */
+        /** Not its part's first window: starts from the previous window's next states (else from zero states). */
         final boolean continues;
 
-        Window(int[] tokens, int[] targets, float[] mask, int real, boolean heldOut, boolean continues) {
+        Window(int[] tokens, int[] targets, float[] mask, float[] reset, int real, boolean heldOut, boolean continues) {
             this.tokens = tokens;
             this.targets = targets;
             this.mask = mask;
+            this.reset = reset;
             this.real = real;
             this.heldOut = heldOut;
             this.continues = continues;
@@ -156,6 +163,11 @@ public final class AdapterTraining {
         if (!bundle.hasAdapter()) {
             throw new BundleException("manifest.json: field adapter is missing: the bundle has no train signature "
                     + "(re-export it with an adapter, docs/engine.md §18)");
+        }
+        if (bundle.adapterFormat() != Bundle.ADAPTER_BLOCK_FORMAT) {
+            throw new BundleException("manifest.json: field adapter.format_version is " + bundle.adapterFormat() + ": its train "
+                    + "signature is from an earlier keyboard-lm (one sentence per window); re-export the bundle with this one "
+                    + "(adapter format " + Bundle.ADAPTER_BLOCK_FORMAT + ") to adapt");
         }
         return new AdapterTraining(bundle.modelSha256(), bundle.adapterWindow(), bundle.resetAtSentenceStart, bundle.stateSizes,
                 bundle.vocabularySize, bundle.adapterFeatureSize(), bundle.adapterRank(), options);
@@ -221,36 +233,53 @@ public final class AdapterTraining {
         return out;
     }
 
-    /** Every window in order: the training messages' first, then the held-out tail's (§18.3). */
+    /**
+     * Every window in order: the training messages' first, then the held-out tail's, each part's
+     * streams packed into windows of their own (§18.3).
+     */
     List<Window> windows(List<int[][]> messages) {
         List<Window> out = new ArrayList<>();
         int firstHeldOut = messages.size() - heldOutMessages(messages.size());
-        for (int m = 0; m < messages.size(); m++) {
+        pack(messages, 0, firstHeldOut, false, out);
+        pack(messages, firstHeldOut, messages.size(), true, out);
+        return out;
+    }
+
+    /** Messages [from, to)'s streams laid end to end and cut into windows of T; only the last is padded. */
+    private void pack(List<int[][]> messages, int from, int to, boolean heldOut, List<Window> out) {
+        int[] tokens = null, targets = null;
+        float[] mask = null, reset = null;
+        int at = 0;
+        boolean first = true;
+        for (int m = from; m < to; m++) {
             int[][] sentences = messages.get(m);
             if (!resetAtSentenceStart && sentences.length > 1) sentences = new int[][] {concatenated(sentences)};
-            for (int s = 0; s < sentences.length; s++) {
-                int[] ids = sentences[s];
+            for (int[] ids : sentences) {
                 for (int id : ids) {
                     if (id < 0 || id >= vocabularySize) {
                         throw new IllegalArgumentException("message " + m + ": id " + id + " is outside the vocabulary (" + vocabularySize + ")");
                     }
                 }
-                int positions = ids.length - 1;
-                for (int begin = 0; begin < positions; begin += window) {
-                    int[] tokens = new int[window], targets = new int[window];
-                    float[] mask = new float[window];
-                    int real = Math.min(window, positions - begin);
-                    for (int t = 0; t < real; t++) {
-                        tokens[t] = ids[begin + t];
-                        targets[t] = ids[begin + t + 1];
-                        mask[t] = 1f;
+                for (int p = 0; p + 1 < ids.length; p++) {
+                    if (at == 0) {
+                        tokens = new int[window];
+                        targets = new int[window];
+                        mask = new float[window];
+                        reset = new float[window];
                     }
-                    boolean continues = begin > 0;
-                    out.add(new Window(tokens, targets, mask, real, m >= firstHeldOut, continues));
+                    tokens[at] = ids[p];
+                    targets[at] = ids[p + 1];
+                    mask[at] = 1f;
+                    reset[at] = p == 0 ? 1f : 0f;
+                    if (++at == window) {
+                        out.add(new Window(tokens, targets, mask, reset, window, heldOut, !first));
+                        first = false;
+                        at = 0;
+                    }
                 }
             }
         }
-        return out;
+        if (at > 0) out.add(new Window(tokens, targets, mask, reset, at, heldOut, !first));
     }
 
     // -- the loop -------------------------------------------------------------------------------
@@ -280,7 +309,7 @@ public final class AdapterTraining {
             Window w = windows.get(i);
             if (!w.heldOut) continue;
             starts[i] = w.continues ? previous : StepModel.zeros(stateSizes);
-            Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, starts[i], zero, 0f, options.l2);
+            Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, w.reset, starts[i], zero, 0f, options.l2);
             previous = out.state;
             baseSum += (double) out.loss * w.real;
         }
@@ -305,7 +334,8 @@ public final class AdapterTraining {
                 Window w = windows.get(i);
                 if (w.heldOut) continue;
                 if (starts[i] == null) starts[i] = w.continues ? before : StepModel.zeros(stateSizes);
-                Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, starts[i], state, options.learningRate, options.l2);
+                Trainer.Result out = trainer.train(w.tokens, w.targets, w.mask, w.reset, starts[i], state, options.learningRate,
+                        options.l2);
                 finite = finite(out.loss) && out.adapter.finite();
                 state = out.adapter;
                 before = out.state;
@@ -360,7 +390,7 @@ public final class AdapterTraining {
         for (int i = 0; i < windows.size(); i++) {
             Window w = windows.get(i);
             if (!w.heldOut) continue;
-            sum += (double) trainer.train(w.tokens, w.targets, w.mask, starts[i], state, 0f, options.l2).loss * w.real;
+            sum += (double) trainer.train(w.tokens, w.targets, w.mask, w.reset, starts[i], state, 0f, options.l2).loss * w.real;
         }
         return sum / targets;
     }

@@ -18,6 +18,9 @@ import org.json.JSONObject;
  */
 public final class Bundle {
     public static final int FORMAT_VERSION = 1;
+    /** The manifest's adapter block format (docs/engine.md §18): 2, the train signature takes reset (packed windows);
+     *  1 had no reset and is refused. The .kbad file has its own, {@link Adapter#FORMAT_VERSION}. */
+    public static final int ADAPTER_BLOCK_FORMAT = 2;
     public static final String[] FILES = {"model.tflite", "vocab.txt", "vocab.json"};
     public static final String SIGNATURE = "step";
     /** Words on the strip when the manifest does not say (bundles made before engine.strip_size). */
@@ -147,6 +150,11 @@ public final class Bundle {
     }
 
     /** The train signature's fixed window T (§18.2); 0 without an adapter block. */
+    /** The adapter block's format_version (0: no block); 1 has a train signature without reset, which the loop cannot run. */
+    public int adapterFormat() {
+        return adapter == null ? 0 : adapter[3];
+    }
+
     public int adapterWindow() {
         return adapter == null ? 0 : adapter[1];
     }
@@ -164,9 +172,11 @@ public final class Bundle {
     /**
      * The manifest's adapter block (docs/engine.md §18), or null when there is none, checked in the
      * Python loader's words (keyboard_lm/phone/bundle.py check_adapter_block): an object with
-     * format_version 1, positive integers rank, window and feature_size, and parameters listing
-     * adapter_bias [V], adapter_down [F, r], adapter_up [r, V] in that order. Returns
-     * {rank, window, feature_size}. (The optimizer is the train signature's own business.)
+     * format_version {@link #ADAPTER_BLOCK_FORMAT} or 1 (a train signature without reset: step runs,
+     * {@link AdapterTraining#forBundle} refuses it), positive integers rank, window and
+     * feature_size, and parameters listing adapter_bias [V], adapter_down [F, r], adapter_up [r, V]
+     * in that order. Returns
+     * {rank, window, feature_size, format_version}. (The optimizer is the train signature's own business.)
      */
     static int[] adapterBlock(JSONObject manifest, int vocabularySize, String manifestName) throws BundleException {
         Object block = manifest.opt("adapter");
@@ -176,12 +186,14 @@ public final class Bundle {
         }
         JSONObject adapter = (JSONObject) block;
         Object version = adapter.opt("format_version");
-        String what = Adapter.FORMAT_VERSION + " (the adapter format this keyboard-lm reads)";
+        String what = ADAPTER_BLOCK_FORMAT + " (the adapter format this keyboard-lm reads)";
         if (version == null) throw new BundleException(manifestName + ": field adapter.format_version is missing (" + what + " expected)");
-        if (!isInteger(version) || ((Number) version).longValue() != Adapter.FORMAT_VERSION) {
+        long format = isInteger(version) ? ((Number) version).longValue() : -1;
+        if (format != ADAPTER_BLOCK_FORMAT && format != 1) {
             throw new BundleException(manifestName + ": field adapter.format_version must be " + what + ", not " + show(version));
         }
-        int[] out = new int[3];
+        int[] out = new int[4];
+        out[3] = (int) format;
         String[] fields = {"rank", "window", "feature_size"};
         for (int i = 0; i < fields.length; i++) {
             Object value = adapter.opt(fields[i]);

@@ -297,7 +297,8 @@ class AdapterTest {
             {"rank", 0, "field adapter.rank must be a positive integer, not 0"},
             {"window", "8", "field adapter.window must be a positive integer, not \"8\""},
             {"feature_size", null, "field adapter.feature_size is missing (a positive integer expected)"},
-            {"format_version", 2, "field adapter.format_version must be 1 (the adapter format this keyboard-lm reads), not 2"},
+            {"format_version", 3, "field adapter.format_version must be 2 (the adapter format this keyboard-lm reads), not 3"},
+            {"format_version", null, "field adapter.format_version is missing (2 (the adapter format this keyboard-lm reads) expected)"},
         };
         for (Object[] c : cases) {
             JSONObject edited = new JSONObject(manifest.toString());
@@ -309,6 +310,20 @@ class AdapterTest {
             BundleException e = assertThrows(BundleException.class, () -> Bundle.load(BundleFiles.directory(copy)));
             assertEquals(name + ": " + c[2], e.getMessage());
         }
+        // block format 1 (a train signature without reset, one sentence per window): the bundle
+        // suggests as before, and the training loop refuses it in one line asking to re-export
+        JSONObject old = new JSONObject(manifest.toString());
+        old.getJSONObject("adapter").put("format_version", 1);
+        try (FileOutputStream out = new FileOutputStream(new File(copy, "manifest.json"))) {
+            out.write(old.toString().getBytes(Bytes.UTF8));
+        }
+        Bundle loaded = Bundle.load(BundleFiles.directory(copy));
+        assertTrue(loaded.hasAdapter());
+        assertEquals(1, loaded.adapterFormat());
+        BundleException refused = assertThrows(BundleException.class,
+                () -> AdapterTraining.forBundle(loaded, AdapterTraining.Options.DEFAULT));
+        assertEquals("manifest.json: field adapter.format_version is 1: its train signature is from an earlier keyboard-lm "
+                + "(one sentence per window); re-export the bundle with this one (adapter format 2) to adapt", refused.getMessage());
         JSONObject edited = new JSONObject(manifest.toString());
         edited.getJSONObject("adapter").getJSONArray("parameters").getJSONObject(2).put("name", "adapter_other");
         try (FileOutputStream out = new FileOutputStream(new File(copy, "manifest.json"))) {

@@ -11,7 +11,9 @@ import java.util.Random;
  *
  * The toy base: state[0] (any size S) runs s' = tanh(Q s + G[token]); the features the output
  * layer reads are f = tanh(P s + E[token]) (size F); further states decay towards the features'
- * mean; base logits = f W + b. A padded position (mask 0) holds the state. Then, as §18.2:
+ * mean; base logits = f W + b. Every state entering a position with reset 1 is zeros (times
+ * 1 - reset, as export/adapter_model.py does: a new sentence); a padded position (mask 0) holds
+ * the state. Then, as §18.2:
  * logits += (f down) up + bias; loss = masked mean cross-entropy before the update (0 for an
  * all-zero mask); G = (P - Y) mask / max(sum mask, 1); grad bias = sum G, grad up = Z^T G,
  * grad down = f^T (G up^T), each + l2 * parameter; one Adam step (0.9, 0.999, 1e-8).
@@ -24,8 +26,9 @@ class ToyTrainer implements Trainer {
     final int[] stateSizes;
     private final double[][] q, g, p, e, w;
     private final double[] b;
-    /** Every call's start states, end states and learning rate, in order (tests check what the loop fed). */
+    /** Every call's start states, reset flags, end states and learning rate, in order (tests check what the loop fed). */
     final List<float[][]> starts = new ArrayList<>();
+    final List<float[]> resets = new ArrayList<>();
     final List<float[][]> ends = new ArrayList<>();
     final List<Float> learningRates = new ArrayList<>();
     int calls;
@@ -55,11 +58,15 @@ class ToyTrainer implements Trainer {
     }
 
     @Override
-    public Result train(int[] tokens, int[] targets, float[] mask, float[][] state, AdapterState adapter, float learningRate, float l2) {
+    public Result train(int[] tokens, int[] targets, float[] mask, float[] reset, float[][] state, AdapterState adapter, float learningRate,
+                        float l2) {
         calls++;
         starts.add(state);
+        resets.add(reset);
         learningRates.add(learningRate);
-        if (tokens.length != window || targets.length != window || mask.length != window) throw new IllegalArgumentException("window");
+        if (tokens.length != window || targets.length != window || mask.length != window || reset.length != window) {
+            throw new IllegalArgumentException("window");
+        }
         int v = vocabularySize, f = featureSize, r = rank, s0 = stateSizes[0];
         float[] bias = adapter.params[0], down = adapter.params[1], up = adapter.params[2];
         double[][] features = new double[window][f];
@@ -74,6 +81,9 @@ class ToyTrainer implements Trainer {
         double loss = 0;
         double scale = 1.0 / Math.max(n, 1.0);
         for (int t = 0; t < window; t++) {
+            for (double[] layer : current) {  // a stream starts here: from zero states
+                for (int i = 0; i < layer.length; i++) layer[i] *= 1.0 - reset[t];
+            }
             if (mask[t] == 0f) continue;  // a padded position: the state holds, nothing is learned
             int token = tokens[t];
             double[] s = current[0], next = new double[s0];
