@@ -24,6 +24,7 @@ import keyboardlm.core.KeyboardController;
 public final class DemoActivity extends Activity implements KeyboardController.Editor {
     private ExecutorService worker;
     private KeyboardController controller;
+    private long adapters;  // adapters the nightly job had written when the model was last (re)opened
     private TextField text;
     private StripView strip;
 
@@ -36,6 +37,7 @@ public final class DemoActivity extends Activity implements KeyboardController.E
         text = findViewById(R.id.text);
         strip = findViewById(R.id.strip);
         worker = Sessions.worker();
+        adapters = Sessions.adapters();
         controller = Sessions.controller(this, this, worker);
         strip.setOnTap(slot -> controller.onTap(slot));
         text.setOnSelectionChanged(this::report);
@@ -80,6 +82,7 @@ public final class DemoActivity extends Activity implements KeyboardController.E
         super.onResume();
         // The field is textNoSuggestions for the system keyboard (the strip below is this
         // demo's suggestion UI), so the controller sees a plain text field.
+        adapters = Sessions.reloadIfAdapted(controller, adapters);  // a new adapter from the nightly job
         controller.onStartInput(InputTypes.TYPE_CLASS_TEXT, 0);  // reloads a bundle pushed since
     }
 

@@ -1,5 +1,6 @@
 package keyboardlm.demo;
 
+import android.content.Context;
 import android.inputmethodservice.InputMethodService;
 import android.util.Log;
 import android.view.Gravity;
@@ -21,7 +22,9 @@ import keyboardlm.core.KeyboardController;
  * each callback goes to the KeyboardController (core/, where every decision lives and is
  * tested), whose answers come back through the Editor below, applied to the current
  * InputConnection as they are. The model runs on the controller's background thread. The
- * words the user teaches it are loaded at onCreate and saved (on that thread) when input ends.
+ * words the user teaches it are loaded at onCreate and saved (on that thread) when input ends;
+ * so is the text the user commits, which the nightly job (AdaptJobService, scheduled here) trains
+ * an adapter on: a new one is loaded at the next field (docs/engine.md §18.5).
  */
 public final class KeyboardService extends InputMethodService implements KeyboardController.Editor {
     private static final String[] ROWS = {"qwertyuiop", "asdfghjkl'", "zxcvbnm"};
@@ -29,6 +32,7 @@ public final class KeyboardService extends InputMethodService implements Keyboar
     private ExecutorService worker;
     private File wordsFile;
     private KeyboardController controller;
+    private long adapters;  // adapters the nightly job had written when the model was last (re)opened
     private StripView strip;
     private final List<Button> letters = new ArrayList<>();
 
@@ -38,12 +42,16 @@ public final class KeyboardService extends InputMethodService implements Keyboar
         worker = Sessions.worker();
         wordsFile = Sessions.wordsFile(this);
         // loads no bundle yet (the first field does); the user's words are read now, a small file
-        controller = Sessions.controller(this, this, worker, Sessions.loadWords(this, wordsFile));
+        adapters = Sessions.adapters();
+        controller = Sessions.controller(this, this, worker, Sessions.loadWords(this, wordsFile), Sessions.committed(this));
+        AdaptJobService.schedule(this);
     }
 
     @Override
     public void onDestroy() {
+        Sessions.setKeyboardOpen(false);
         saveWords();
+        saveCommitted();
         controller.close();  // releases the LiteRT interpreter on the worker
         worker.shutdown();
         super.onDestroy();
@@ -93,12 +101,15 @@ public final class KeyboardService extends InputMethodService implements Keyboar
     @Override
     public void onStartInputView(EditorInfo info, boolean restarting) {
         super.onStartInputView(info, restarting);
+        Sessions.setKeyboardOpen(true);
+        adapters = Sessions.reloadIfAdapted(controller, adapters);
         controller.onStartInput(info.inputType, info.imeOptions);  // also reloads a bundle pushed since
     }
 
     @Override
     public void onFinishInputView(boolean finishingInput) {
         controller.onFinishInput();
+        Sessions.setKeyboardOpen(false);
         super.onFinishInputView(finishingInput);
     }
 
@@ -106,7 +117,14 @@ public final class KeyboardService extends InputMethodService implements Keyboar
     public void onFinishInput() {
         controller.onFinishInput();
         saveWords();
+        saveCommitted();
         super.onFinishInput();
+    }
+
+    /** Saves the committed text on the worker (nothing is written when it is as saved). */
+    private void saveCommitted() {
+        Context app = getApplicationContext();
+        worker.execute(() -> Sessions.saveCommitted(app));
     }
 
     /** Saves the words the user taught it, on the worker (nothing is written when they are as saved). */

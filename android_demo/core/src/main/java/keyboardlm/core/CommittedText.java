@@ -1,5 +1,11 @@
 package keyboardlm.core;
 
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CodingErrorAction;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -15,7 +21,8 @@ import org.json.JSONObject;
  * committed since the last run for {@link TrainingSchedule}.
  *
  * Thread-safe: the controller adds on the UI thread, the training job reads on its own.
- * Saved as JSON (format_version 1, new_words, messages) in the app's private storage.
+ * Saved as JSON (format_version 1, new_words, messages) in the app's private storage ({@link #save},
+ * {@link #loadOrStart}).
  */
 public final class CommittedText {
     public static final int FORMAT_VERSION = 1;
@@ -26,6 +33,10 @@ public final class CommittedText {
     private final int maxChars;
     private long chars;
     private long newWords;
+    private long changes;  // bumped at every change
+    private File savedAt;  // the file last saved to or loaded from, and the changes count then
+    private long savedChanges;
+    private final Object saving = new Object();  // one save at a time
 
     public CommittedText() {
         this(MAX_CHARS);
@@ -41,6 +52,7 @@ public final class CommittedText {
         int words = words(message);
         if (words == 0 || message.length() > maxChars) return;
         messages.addLast(message);
+        changes++;
         chars += message.length();
         newWords += words;
         while (chars > maxChars) chars -= messages.removeFirst().length();
@@ -51,7 +63,7 @@ public final class CommittedText {
         return new ArrayList<>(messages);
     }
 
-    /** Words committed since the last {@link #startRun} (or ever). */
+    /** Words committed since the last run ({@link #startRun}, {@link #endRun}), or ever. */
     public synchronized long newWords() {
         return newWords;
     }
@@ -59,7 +71,17 @@ public final class CommittedText {
     /** A training run starts: the messages to train on (a copy), and the new-word count starts again from 0. */
     public synchronized List<String> startRun() {
         newWords = 0;
+        changes++;
         return new ArrayList<>(messages);
+    }
+
+    /**
+     * A training run on the messages there were when {@link #newWords} was {@code counted} has
+     * ended ({@link NightlyAdaptation}): those words no longer count; words committed since still do.
+     */
+    public synchronized void endRun(long counted) {
+        newWords = Math.max(0, newWords - Math.max(0, counted));
+        changes++;
     }
 
     /** Forgets every message (the user cleared what the keyboard learned). */
@@ -67,6 +89,7 @@ public final class CommittedText {
         messages.clear();
         chars = 0;
         newWords = 0;
+        changes++;
     }
 
     /**
@@ -115,5 +138,77 @@ public final class CommittedText {
         }
         text.newWords = ((Number) count).longValue();
         return text;
+    }
+
+    /**
+     * Writes the buffer to {@code path} (whole, beside it, then renamed over it) unless it is as it
+     * was last saved there or loaded from there; true if it wrote. Any thread.
+     */
+    public boolean save(File path) throws IOException {
+        synchronized (saving) {  // each save writes the buffer as it is when it starts: the last one wins
+            byte[] data;
+            long version;
+            synchronized (this) {  // the disk write below does not hold up add (the UI thread)
+                if (path.equals(savedAt) && savedChanges == changes) return false;
+                version = changes;
+                try {
+                    data = toJson().toString().getBytes(Bytes.UTF8);
+                } catch (JSONException e) {
+                    throw new IOException(path + ": " + e.getMessage(), e);
+                }
+            }
+            write(path, data);
+            synchronized (this) {
+                savedAt = path;
+                savedChanges = version;
+            }
+            return true;
+        }
+    }
+
+    /** {@code data} to {@code path}: written whole beside it, then renamed over it. */
+    private static void write(File path, byte[] data) throws IOException {
+        File temp = File.createTempFile("." + path.getName() + ".", ".tmp", path.getAbsoluteFile().getParentFile());
+        try {
+            try (FileOutputStream out = new FileOutputStream(temp)) {
+                out.write(data);
+                out.getFD().sync();
+            }
+            if (!temp.renameTo(path)) throw new IOException(path + ": could not replace it with " + temp);
+        } finally {
+            if (temp.exists() && !temp.delete()) temp.deleteOnExit();
+        }
+    }
+
+    /** Reads a saved buffer; any fault is a one-line BundleException naming the file and the field. */
+    public static CommittedText load(File path) throws BundleException {
+        JSONObject data;
+        try {
+            byte[] raw = Bytes.readAll(new FileInputStream(path));
+            data = new JSONObject(Bytes.UTF8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(raw)).toString());
+        } catch (IOException | JSONException e) {  // not UTF-8 (CharacterCodingException), unreadable, not JSON
+            throw new BundleException(path + ": not a readable committed-text file (" + String.valueOf(e.getMessage())
+                    .replaceAll("\\s+", " ").trim() + ")");
+        }
+        CommittedText text = fromJson(data, path.getPath());
+        text.savedAt = path;
+        text.savedChanges = text.changes;
+        return text;
+    }
+
+    /**
+     * The buffer saved at {@code path}, or an empty one: none saved yet, or one that does not read
+     * (said in one line to {@code warning}; the next {@link #save} replaces it -- the user's text is
+     * not copied aside).
+     */
+    public static CommittedText loadOrStart(File path, UserWords.Warning warning) {
+        if (!path.exists()) return new CommittedText();
+        try {
+            return load(path);
+        } catch (BundleException e) {
+            if (warning != null) warning.warn(e.getMessage() + "; starting with no committed text");
+            return new CommittedText();
+        }
     }
 }

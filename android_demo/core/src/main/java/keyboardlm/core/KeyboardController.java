@@ -298,6 +298,14 @@ public final class KeyboardController {
         });
     }
 
+    /**
+     * The model's inputs changed though the bundle did not (a new adapter, docs/engine.md §18.5):
+     * the next start of input in a field that takes suggestions reopens the session, as for a new bundle.
+     */
+    public void reloadModel() {
+        worker.execute(() -> loadedManifest = null);
+    }
+
     /** Releases the model (the app: onDestroy); the caller shuts the worker down after. */
     public void close() {
         active = false;

@@ -6,10 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.List;
 import org.json.JSONObject;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The committed text the training reads (docs/engine.md §18.3): the buffer, its word count for
@@ -17,6 +22,9 @@ import org.junit.jupiter.api.Test;
  * suggestions, never a private field's (§11).
  */
 class CommittedTextTest {
+    @TempDir
+    File dir;
+
     private static final int TEXT = InputTypes.TYPE_CLASS_TEXT;
     private static final int SEND = 4;  // EditorInfo.IME_ACTION_SEND
     private static final int[][] PRIVATE_FIELDS = withNumberField(ControllerTest.PRIVATE_FIELDS);  // and a field that is not text
@@ -58,6 +66,54 @@ class CommittedTextTest {
         assertEquals("committed.json: field messages[1]: expected a string", e.getMessage());
         text.clear();
         assertTrue(text.messages().isEmpty());
+    }
+
+    @Test
+    void aRunThatEndsUncountsOnlyTheWordsItSaw() {
+        CommittedText text = new CommittedText();
+        text.add("see you at the station");
+        long counted = text.newWords();
+        text.add("i think so");  // typed while the run trains
+        text.endRun(counted);
+        assertEquals(3, text.newWords());
+        text.clear();  // the user cleared it during a run: never below 0
+        text.endRun(counted);
+        assertEquals(0, text.newWords());
+    }
+
+    @Test
+    void savesWholeAndLoadsBack() throws Exception {
+        File path = new File(dir, "committed.json");
+        List<String> warnings = new ArrayList<>();
+        CommittedText text = CommittedText.loadOrStart(path, warnings::add);
+        assertTrue(text.messages().isEmpty() && warnings.isEmpty(), "no file: an empty buffer, nothing said");
+        text.add("see you at the station");
+        text.add("i think the train is late");
+        assertTrue(text.save(path));
+        assertFalse(text.save(path), "unchanged: not written again");
+        CommittedText back = CommittedText.loadOrStart(path, warnings::add);
+        assertEquals(text.messages(), back.messages());
+        assertEquals(11, back.newWords());
+        assertFalse(back.save(path), "as loaded: not written");
+        back.endRun(11);
+        assertTrue(back.save(path));
+        assertEquals(0, CommittedText.load(path).newWords());
+        assertEquals(Collections.singletonList("committed.json"), Arrays.asList(dir.list()), "no temp file left");
+
+        try (FileOutputStream out = new FileOutputStream(path)) {
+            out.write("{\"format_version\": 1, \"new_words\": ".getBytes(Bytes.UTF8));  // cut short
+        }
+        CommittedText fresh = CommittedText.loadOrStart(path, warnings::add);
+        assertTrue(fresh.messages().isEmpty());
+        assertEquals(1, warnings.size(), warnings.toString());
+        assertTrue(warnings.get(0).startsWith(path + ": not a readable committed-text file (")
+                && warnings.get(0).endsWith("; starting with no committed text"), warnings.get(0));
+        fresh.add("hello there");
+        assertTrue(fresh.save(path), "the next save replaces the bad file");
+        assertEquals(Collections.singletonList("hello there"),
+                CommittedText.fromJson(new JSONObject(new String(Bytes.readAll(new FileInputStream(path)), Bytes.UTF8)), "x").messages());
+        BundleException e = assertThrows(BundleException.class, () -> CommittedText.load(new File(dir, "none.json")));
+        assertTrue(e.getMessage().startsWith(new File(dir, "none.json") + ": not a readable committed-text file"), e.getMessage());
     }
 
     // -- the controller ------------------------------------------------------------------------

@@ -566,6 +566,30 @@ class ControllerTest {
     }
 
     @Test
+    void reloadModelReopensTheSessionAtTheNextStartOfInput() throws Exception {
+        // the nightly job wrote a new adapter (docs/engine.md §18.5): same bundle, a model to open again
+        RecordingEditor editor = new RecordingEditor("");
+        KeyboardController controller = controller(editor, null);
+        controller.onStartInput(TEXT, 0);
+        settle();
+        type(controller, editor, "see ");
+        controller.reloadModel();
+        type(controller, editor, "you ");
+        settle();
+        assertEquals(1, models.opened.size(), "reloaded mid-typing");
+        controller.onFinishInput();
+        controller.onStartInput(TEXT, 0);
+        settle();
+        assertEquals(2, models.opened.size());
+        assertTrue(models.opened.get(0).closed, "the old model was not released");
+        assertEquals(expectedStrip("See you "), editor.lastStrip());
+        controller.onFinishInput();
+        controller.onStartInput(TEXT, 0);  // once only
+        settle();
+        assertEquals(2, models.opened.size());
+    }
+
+    @Test
     void aBadBundleOrAFailingModelLeavesTypingWorkingAndRetriesAtTheNextField() throws Exception {
         PersonalCache cache = new PersonalCache(bundle.vocabulary.size(), 0.3);
         File manifest = new File(dir, "manifest.json");
