@@ -9,6 +9,9 @@ set -eu
 source=$1
 target=${2:-"$(cd "$(dirname "$0")" && pwd)/app/src/main/assets/bundle"}
 files="manifest.json model.tflite vocab.json vocab.txt"
+# copied when the bundle has them (the manifest lists them; the app verifies them): the lexicon
+# (docs/engine.md §16) and the adapter's general sample (§18.3)
+optional="lexicon.tsv.gz adapter-general.txt"
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
 if [ -d "$source" ]; then
@@ -16,15 +19,18 @@ if [ -d "$source" ]; then
     [ -f "$source/$f" ] || { echo "error: $source/$f: missing; not a keyboard-lm bundle" >&2; exit 1; }
     cp "$source/$f" "$staging/$f"
   done
+  for f in $optional; do
+    if [ -f "$source/$f" ]; then cp "$source/$f" "$staging/$f"; fi
+  done
 elif [ -f "$source" ]; then
-  python3 - "$source" "$staging" $files <<'PY' || exit 1
+  python3 - "$source" "$staging" "$optional" $files <<'PY' || exit 1
 import sys, zipfile
-source, staging, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+source, staging, optional, names = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
 try:
     archive = zipfile.ZipFile(source)
 except zipfile.BadZipFile:
     sys.exit(f"error: {source}: neither a bundle directory nor a .zip")
-for name in names:
+for name in names + [n for n in optional if n in archive.namelist()]:
     if name not in archive.namelist():
         sys.exit(f"error: {source}: {name} missing; not a keyboard-lm bundle")
     with open(f"{staging}/{name}", "wb") as out:
@@ -36,5 +42,7 @@ else
 fi
 rm -rf "$target"
 mkdir -p "$target"
-for f in $files; do cp "$staging/$f" "$target/$f"; done
+for f in $files $optional; do
+  if [ -f "$staging/$f" ]; then cp "$staging/$f" "$target/$f"; fi
+done
 echo "copied $source -> $target"

@@ -168,7 +168,9 @@ def measure(name, first, second, others, general, phone_bundle_dir):
            "peak_memory_mb": training.get("peak_memory_mb"),
            "adapter_bytes": adapter_path.stat().st_size if shipped else 0,
            "bundle_bytes": sum(f["bytes"] for f in bundle.manifest["files"].values()),
-           "epochs": len(training.get("epochs", [])), "cache_weight": weight}
+           "epochs": len(training.get("epochs", [])), "cache_weight": weight,
+           # the phone's forgetting guard (§18.3): the share of the adapter's strength shipped (1: as trained)
+           "guard_blend": (training.get("guard") or {}).get("blend", 1.0) if shipped else 0.0}
     row["adapter_share_of_bundle"] = 100 * row["adapter_bytes"] / row["bundle_bytes"]
     row["share_of_server_gain"] = 100 * row["phone_gain"] / row["server_gain"] if row["server_gain"] > 0 else None
     row["phone_gain_mean"] = statistics.fmean(row["phone_gain_seeds"])
@@ -243,6 +245,7 @@ def main(argv=None):
         ("other_top3_phone", "adapter"), ("other_gain_server", "server gain %"),
         ("other_gain_phone_mean", "adapter gain %, mean of seeds"), ("other_share", "share %"),
         ("general_loss_phone", "general loss % adapter"), ("general_loss_server", "server"),
+        ("guard_blend", "adapter strength shipped by the guard"),
         ("adapt_seconds_per_5k_words", "s per 5k words (1 core)"), ("peak_memory_mb", "peak MB"),
         ("adapter_share_of_bundle", "adapter % of bundle")]))
 

@@ -9,15 +9,17 @@ import zipfile
 from pathlib import Path
 
 from data_pipeline.textio import atomic_directory, atomic_write_bytes
-from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, OPTIONAL_FILES, manifest_strip_size, sha256
+from keyboard_lm.phone.bundle import FILES, FORMAT_VERSION, GENERAL_FILE, OPTIONAL_FILES, manifest_strip_size, sha256
 
 
-def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False, lexicon=None):
+def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False, lexicon=None, general=None):
     """Writes the bundle directory atomically (and ``out.zip`` if asked); returns the manifest.
 
     A manifest the loader would refuse for its engine options (engine.strip_size, docs/engine.md
     §3) is refused here, before anything is written. ``lexicon``: the lexicon file's bytes
-    (``export.lexicon``), with the manifest's ``lexicon`` block; None: a bundle without one."""
+    (``export.lexicon``), with the manifest's ``lexicon`` block; None: a bundle without one.
+    ``general``: the adapter's general sample (messages), with the adapter block's ``general``
+    (docs/engine.md §18.3)."""
     out = Path(out)
     manifest_strip_size(manifest, f"{out / 'manifest.json'}")
     with atomic_directory(out) as tmp:
@@ -26,6 +28,8 @@ def write_bundle(out, tflite_bytes, vocab_dir, manifest, make_zip=False, lexicon
             shutil.copyfile(Path(vocab_dir) / name, tmp / name)
         if lexicon is not None:
             (tmp / OPTIONAL_FILES[0]).write_bytes(lexicon)
+        if general is not None:
+            (tmp / GENERAL_FILE).write_bytes("".join(f"{m}\n" for m in general).encode("utf-8"))
         manifest = {**manifest, "format_version": FORMAT_VERSION,
                     "files": {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
                               for name in (*FILES, *OPTIONAL_FILES) if (tmp / name).exists()}}

@@ -19,7 +19,7 @@ from export import tflite
 from export.bundle import write_bundle
 from export.adapter_model import build_adaptable_model
 from export.step_model import build_step_model
-from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_STRIP_SIZE
+from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_GENERAL_MESSAGES, DEFAULT_STRIP_SIZE, GENERAL_FILE
 from keyboard_lm.phone.runtime import StepRunner, score_messages, signature_tensors
 from keyboard_lm.training.metrics import summarize
 
@@ -37,6 +37,18 @@ def sentence_ids(messages, vocab, limit):
         if len(encoded) >= limit:
             return encoded[:limit]
     return encoded
+
+
+def general_sample(messages, vocab, limit):
+    """The first ``limit`` messages with a token, each on one line (§18.3's general sample)."""
+    out = []
+    for message in messages:
+        line = " ".join(message.split())  # one line, whatever whitespace the corpus had
+        if any(vocab.encode(sentence) for sentence in split_sentences(line)):
+            out.append(line)
+            if len(out) == limit:
+                break
+    return out
 
 
 def keras_reference(model, model_config, messages_ids):
@@ -67,13 +79,15 @@ class QuantizationLoss(KblmError):
 
 def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, sample_messages=300,
                cache_dir=None, strip_size=DEFAULT_STRIP_SIZE, lexicon="train", lexicon_size=None,
-               adapter_rank=DEFAULT_ADAPTER_RANK):
+               adapter_rank=DEFAULT_ADAPTER_RANK, general_messages=DEFAULT_GENERAL_MESSAGES):
     """Exports the run's best model in ``mode`` to the bundle ``out``; returns the manifest.
     ``strip_size``: words on the phone's suggestion strip, recorded in the manifest.
     ``lexicon``: train | none | wordfreq:LANG, ``lexicon_size``: at most that many words
     (export.lexicon; no lexicon file when no word is left). ``adapter_rank``: the rank of the
     personal adapter the ``step`` and ``train`` signatures take (docs/engine.md §18); 0, or an
-    int8/int16x8 mode (whose integer graph cannot train): neither, the step model alone."""
+    int8/int16x8 mode (whose integer graph cannot train): neither, the step model alone.
+    ``general_messages``: how many of the validation split's messages the bundle carries for the
+    adapter's forgetting guard (docs/engine.md §18.3; 0: none, the phone runs no guard)."""
     from export.lexicon import build_lexicon, lexicon_file, parse_source
     from data_pipeline.corpora import load_corpus
     from keyboard_lm.training.run import load_run
@@ -89,6 +103,8 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
 
     if not isinstance(adapter_rank, int) or adapter_rank < 0:
         raise KblmError(f"--adapter-rank must be a whole number >= 0; got {adapter_rank!r}")
+    if not isinstance(general_messages, int) or general_messages < 0:
+        raise KblmError(f"--general-messages must be a whole number >= 0; got {general_messages!r}")
     adapter = None
     if adapter_rank and mode not in ("int8", "int16x8"):  # constants only: no cuDNN op, no variables
         step_model = build_adaptable_model(model, model_config, adapter_rank)
@@ -123,6 +139,10 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
     sources = [] if kind == "none" else ["train"] + ([lexicon] if kind == "wordfreq" else [])
     lexicon_bytes, lexicon_block = lexicon_file(build_lexicon(corpus.splits["train"], vocab, lexicon, lexicon_size),
                                                 sources)
+    general = None
+    if adapter and general_messages:  # the forgetting guard's sample: the validation split, public text
+        general = general_sample(corpus.splits["valid"], vocab, general_messages)
+        adapter = {**adapter, "general": {"file": GENERAL_FILE, "messages": len(general)}} if general else adapter
     paths = run.paths
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -152,4 +172,4 @@ def export_run(run_dir, mode, out, make_zip=False, force=False, tolerance=0.01, 
                 "config_sha256": hashlib.sha256(paths.config.read_bytes()).hexdigest(),
                 "best": json.loads(paths.best_record.read_text()) if paths.best_record.exists() else None},
     }
-    return write_bundle(out, model_bytes, paths.vocab, manifest, make_zip, lexicon_bytes)
+    return write_bundle(out, model_bytes, paths.vocab, manifest, make_zip, lexicon_bytes, general or None)

@@ -12,7 +12,7 @@ from pathlib import Path
 from data_pipeline.corpora import PACKAGES, SPLITS
 from data_pipeline.errors import KblmError
 from data_pipeline.pipeline_config import MODES
-from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
+from keyboard_lm.phone.bundle import DEFAULT_ADAPTER_RANK, DEFAULT_GENERAL_MESSAGES, DEFAULT_STRIP_SIZE, MAX_STRIP_SIZE
 from keyboard_lm.quiet import quiet_native_output
 from keyboard_lm.training.cells import CELL_KINDS
 from keyboard_lm.training.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, STRATEGIES
@@ -305,7 +305,8 @@ def cmd_export(args):
         _check_output(zip_path(args.out), "bundle_zip", args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
                           args.sample_messages, args.cache_dir, strip_size=args.strip_size,
-                          lexicon=args.lexicon, lexicon_size=args.lexicon_size, adapter_rank=args.adapter_rank)
+                          lexicon=args.lexicon, lexicon_size=args.lexicon_size, adapter_rank=args.adapter_rank,
+                          general_messages=args.general_messages)
     metrics = manifest["metrics"]
     print(f"wrote {args.out} ({manifest['files']['model.tflite']['bytes']:,} bytes, {args.quantize}); "
           f"held-out top-3 {metrics['keras_float32']['top3']:.2%} (Keras float) -> "
@@ -439,6 +440,9 @@ def _add_export_parsers(commands):
                    help="rank of the personal adapter the phone trains with the bundle's train signature "
                         f"(kblm adapt; docs/engine.md §18); default {DEFAULT_ADAPTER_RANK}, 0: no train signature. "
                         "int8 and int16x8 bundles never have one")
+    p.add_argument("--general-messages", type=_number(int, 0, 100_000), default=DEFAULT_GENERAL_MESSAGES,
+                   help="messages of the validation split the bundle carries for the adapter's forgetting guard "
+                        f"(docs/engine.md §18.3); default {DEFAULT_GENERAL_MESSAGES}, 0: none (no guard on the phone)")
     p.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
     _add_overwrite(p, "--out (and OUT.zip)")
     p.set_defaults(func=cmd_export)
@@ -607,7 +611,7 @@ def cmd_adapt(args):
                         "re-export it with this keyboard-lm (kblm export, without --adapter-rank 0)")
     messages = read_messages(args.texts, args.paragraphs, args.replace_bad_bytes)
     options = AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                           held_out=args.held_out, seed=args.seed)
+                           held_out=args.held_out, seed=args.seed, max_forgetting=args.max_forgetting)
     with progress(desc="adapt", unit="window", disable=args.quiet) as bar:
         result = adapt(bundle, messages, options, progress=bar)
     for row in result["epochs"]:
@@ -615,6 +619,12 @@ def cmd_adapt(args):
     print(f"held-out loss {result['base_held_out_loss']:.4f} (base) -> {result['held_out_loss']:.4f}; "
           f"{result['train_targets']:,} training targets, {result['seconds']:.1f} s, "
           f"peak memory {result['peak_memory_mb']:.0f} MB")
+    guard = result.get("guard")
+    if guard:
+        loss, rise = ((guard["general_loss"], guard["rise"]) if guard["blend"] else
+                      (guard["trained_general_loss"], guard["trained_rise"]))
+        print(f"general loss {guard['base_general_loss']:.4f} (base) -> {loss:.4f} ({rise:+.1%}, limit "
+              f"{guard['limit']:.0%}): {guard['what']}")
     if not result["shipped"]:
         print(f"no adapter: {result['reason']}")
         return
@@ -642,6 +652,10 @@ def _add_adapt_parser(commands):
     p.add_argument("--held-out", type=_number(float, 0, 0.5, low_open=True), default=d.held_out,
                    help=f"share of the last messages that scores the adapter (default {d.held_out})")
     p.add_argument("--seed", type=int, default=d.seed, help="the adapter's initial noise (default 0)")
+    p.add_argument("--max-forgetting", type=_percent_or_none, default=d.max_forgetting, metavar="PERCENT",
+                   help=f"the largest rise of the general loss, in percent, a shipped adapter may have (default "
+                        f"{100 * d.max_forgetting:g}; none: no guard), on the bundle's general sample; over it "
+                        "the adapter is scaled toward the base, and says so (docs/engine.md §18.3)")
     p.add_argument("--paragraphs", action="store_true", help="one message per blank-line-separated paragraph")
     p.add_argument("--replace-bad-bytes", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")

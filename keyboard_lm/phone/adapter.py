@@ -31,6 +31,7 @@ MAGIC = b"KBLMADAP"
 DTYPE = "float16"  # stored; computed in float32
 MIN_TRAIN_TARGETS = 300
 MIN_HELD_OUT_TARGETS = 30
+BISECTIONS = 5  # the guard's blend weight to 1/32, as the server's guard (keyboard_lm/personalize/guard.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class AdaptOptions:
     l2: float = 0.01
     held_out: float = 0.1
     seed: int = 0
+    max_forgetting: float | None = 0.02  # §18.3's guard on the bundle's general sample (None: off)
 
 
 class TooShort(KblmError):
@@ -211,6 +213,42 @@ def _finite(loss, arrays):
     return math.isfinite(loss) and all(np.isfinite(a).all() for a in arrays.values())
 
 
+def scaled(arrays, a):
+    """The adapter blended toward the base (§18.3): its term in the logits times ``a``."""
+    return stored({**arrays, "adapter_bias": arrays["adapter_bias"] * a, "adapter_up": arrays["adapter_up"] * a})
+
+
+def limit_forgetting(arrays, general_loss, base_loss, limit):
+    """§18.3's guard: (the arrays to ship or None, a record). ``general_loss(arrays)`` scores
+    the bundle's general sample; the adapter ships as trained if its rise is within ``limit``,
+    else scaled by the largest ``a`` that bisection measured within it (none: nothing ships)."""
+    ceiling = base_loss * (1.0 + limit)
+    trained = general_loss(arrays)
+    record = {"limit": limit, "base_general_loss": base_loss, "trained_general_loss": trained,
+              "trained_rise": trained / base_loss - 1.0, "blend": 1.0, "general_loss": trained}
+    if trained <= ceiling:
+        record.update(rise=record["trained_rise"], what="within the limit: shipped as trained")
+        return arrays, record
+    low, high, chosen = 0.0, 1.0, None
+    for _ in range(BISECTIONS):
+        middle = (low + high) / 2
+        candidate = scaled(arrays, middle)
+        loss = general_loss(candidate)
+        if loss <= ceiling:
+            low, chosen = middle, (candidate, loss)
+        else:
+            high = middle
+    if chosen is None:
+        record.update(blend=0.0, general_loss=base_loss, rise=0.0,
+                      what=f"it forgot too much general text (its general loss rose {record['trained_rise']:.1%}, "
+                           f"and still more than {limit:.1%} at {high:g} of it)")
+        return None, record
+    record.update(blend=low, general_loss=chosen[1], rise=chosen[1] / base_loss - 1.0,
+                  what=f"its general loss rose {record['trained_rise']:.1%} as trained, over the {limit:.1%} limit: "
+                       f"shipped at {low:g} of its strength")
+    return chosen[0], record
+
+
 def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1):
     """Trains an adapter for ``bundle`` on ``messages`` (oldest first) with the LiteRT
     ``train`` signature. Returns a result dict: ``shipped`` (bool), ``reason``, ``arrays``
@@ -252,6 +290,9 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
         return total / max(weight, 1.0), params, (m, v, count)
 
     base_held, _, _ = run(held_windows, zeros, 0.0, record=True)  # pass 0: the base's held-out loss
+    general_windows = (windows_of(bundle.general_messages, bundle.vocab, trainer.window, carry)
+                       if bundle.general_messages and options.max_forgetting is not None else [])
+    base_general = run(general_windows, zeros, 0.0, record=True)[0] if general_windows else None
     params = initial_adapter(trainer.shapes, options.seed)
     best, best_loss, moments, epochs, reason = None, base_held, None, [], None
     for epoch in range(1, options.epochs + 1):  # epoch 1 records the training windows' start states
@@ -271,7 +312,16 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
     if not shipped:
         reason = (f"the adapter's held-out loss never went below the base's ({base_held:.4f}); "
                   "no adapter written" + (f" ({reason})" if reason else ""))
-    return {"shipped": shipped, "reason": reason or f"trained {options.epochs} epochs", "arrays": best,
+    guard = None
+    if shipped and general_windows:
+        best, guard = limit_forgetting(best, lambda arrays: run(general_windows, arrays, 0.0)[0], base_general,
+                                       options.max_forgetting)
+        shipped = best is not None
+        if not shipped:
+            reason = guard["what"] + "; no adapter written"
+        elif guard["blend"] < 1:
+            best_loss = run(held_windows, best, 0.0)[0]
+    return {"shipped": shipped, "reason": reason or f"trained {options.epochs} epochs", "arrays": best, "guard": guard,
             "base_held_out_loss": base_held, "held_out_loss": best_loss,
             "epochs": epochs, "train_targets": int(train_targets), "held_out_targets": int(held_targets),
             "messages": len(messages), "windows": len(train_windows) + len(held_windows), "held_out_windows": len(held_windows),

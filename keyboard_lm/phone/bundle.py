@@ -12,6 +12,8 @@ Writing a bundle is ``export.bundle``'s job; the format (FORMAT_VERSION, FILES) 
                       engine's options (strip size), metrics, sha256 of every file, the run
                       it came from
       lexicon.tsv.gz  optional: words outside the vocabulary with counts (keyboard_lm.phone.lexicon)
+      adapter-general.txt  optional: general messages, one a line, for the on-device
+                      adaptation's forgetting guard (docs/engine.md §18.3)
 """
 import dataclasses
 import hashlib
@@ -28,7 +30,9 @@ from keyboard_lm.phone.runtime import one_line
 
 FORMAT_VERSION = 1
 FILES = ("model.tflite", "vocab.txt", "vocab.json")
-OPTIONAL_FILES = ("lexicon.tsv.gz",)  # present when the manifest has a lexicon block (docs/engine.md §16)
+GENERAL_FILE = "adapter-general.txt"  # present when the adapter block names it (docs/engine.md §18.3)
+# present when the manifest has a lexicon block (docs/engine.md §16), or the adapter block a general sample
+OPTIONAL_FILES = ("lexicon.tsv.gz", GENERAL_FILE)
 DEFAULT_STRIP_SIZE = 3  # words on the strip when the manifest does not say (bundles before the field)
 MAX_STRIP_SIZE = 10  # docs/engine.md §3: the manifest's engine.strip_size lies in [1, MAX_STRIP_SIZE]
 
@@ -136,6 +140,7 @@ class Bundle:
         self._spare = None  # the runner made while verifying, handed out by the first runner()
         self.lexicon = None  # the verified lexicon (keyboard_lm.phone.lexicon.Lexicon), if the bundle has one
         self.adapter = None  # the user's adapter arrays every runner feeds (docs/engine.md §18), if one is loaded
+        self.general_messages = None  # the adapter block's general sample (§18.3: the forgetting guard), if any
         if temporary:  # a zip's extraction: removed with the Bundle object
             weakref.finalize(self, shutil.rmtree, self.directory, True)
 
@@ -327,6 +332,11 @@ def check_manifest(manifest, where):
     adapter = manifest.get("adapter")
     if adapter is not None:
         check_adapter_block(adapter, size, fields)
+    if adapter is not None and "general" in adapter:
+        if GENERAL_FILE not in files:
+            raise fields.error(f"files.{GENERAL_FILE}", "is missing, but the adapter block names it")
+    elif GENERAL_FILE in files:
+        raise fields.error("adapter.general", f"is missing, but files lists {GENERAL_FILE}")
     inputs, outputs = signature_tensors([(s["name"], s["size"]) for s in states], size, adapter)
     for key, expected in (("inputs", inputs), ("outputs", outputs)):
         listed = fields.need(signature, key, f"signature.{key}", lambda v: isinstance(v, list), "a list of tensors")
@@ -361,6 +371,7 @@ ADAPTER_FORMAT = 2  # docs/engine.md §18: the manifest's adapter block (2: trai
 OLD_ADAPTER_FORMAT = 1  # a train signature without reset: step runs, kblm adapt asks to re-export
 ADAPTER_FILE_FORMAT = 1  # §18.4: the .kbad file
 ADAPTER_PARAMETERS = ("adapter_bias", "adapter_down", "adapter_up")
+DEFAULT_GENERAL_MESSAGES = 200  # kblm export's general sample for the adapter's forgetting guard (§18.3)
 DEFAULT_ADAPTER_RANK = 3  # kblm export's adapter rank when not told (docs/engine.md §18; 0: no train signature)
 
 
@@ -382,6 +393,25 @@ def check_adapter_block(adapter, vocabulary_size, fields):
     fields.need(adapter, "parameters", "adapter.parameters", lambda v: v == expected,
                 "the three arrays of docs/engine.md §18 with shapes from rank, feature_size and the vocabulary ("
                 + ", ".join(f"{p['name']} {p['shape']}" for p in expected) + ")")
+    if "general" in adapter:
+        fields.need(adapter, "general", "adapter.general",
+                    lambda v: isinstance(v, dict) and set(v) == {"file", "messages"} and v["file"] == GENERAL_FILE
+                    and _is_int(v["messages"]) and v["messages"] > 0,
+                    f'{{"file": "{GENERAL_FILE}", "messages": <a positive count>}}')
+
+
+def _general_messages(path, count, where):
+    """The general sample's messages, one a line; its sha256 was checked with every file."""
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        raise KblmError(f"{where}: not UTF-8 (byte {e.start})") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != count:
+        raise KblmError(f"{where}: {len(lines):,} lines, but manifest.json field adapter.general.messages "
+                        f"is {count:,}")
+    return lines
 
 
 def _verified(path, temporary, names):
@@ -419,6 +449,9 @@ def _verified(path, temporary, names):
         raise KblmError(f"{names('vocab.txt')}: {len(vocab):,} tokens, but manifest.json field "
                         f"signature.vocabulary_size is {size:,}")
     bundle = Bundle(path, manifest, vocab, temporary, names)
+    if "general" in (manifest.get("adapter") or {}):
+        bundle.general_messages = _general_messages(path / GENERAL_FILE, manifest["adapter"]["general"]["messages"],
+                                                    names(GENERAL_FILE))
     if "lexicon" in manifest:
         from keyboard_lm.phone.lexicon import FILE, Lexicon
 

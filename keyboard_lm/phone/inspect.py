@@ -66,6 +66,11 @@ def describe(path):
                  f"features, windows of {adapter['window']} tokens, {adapter['optimizer']['name']} "
                  f"(docs/engine.md §18; kblm adapt)" if adapter else
                  "on-device training: none (no train signature; kblm export --adapter-rank > 0 adds one)")
+    if adapter:
+        general = adapter.get("general")
+        lines.append(f"forgetting guard: {general['messages']:,} general messages, "
+                     f"{m['files'][general['file']]['bytes']:,} bytes, checked (docs/engine.md §18.3)" if general else
+                     "forgetting guard: none (no general sample; kblm export --general-messages > 0 adds one)")
     if isinstance(m.get("run"), dict):
         corpus = _at(m, "run", "corpus", "name")
         lines.append(f"from run {_at(m, 'run', 'path') or '?'}" + (f" (corpus {corpus})" if corpus else ""))

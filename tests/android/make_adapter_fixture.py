@@ -6,11 +6,17 @@ bytes, not to one port's reading of it.
 
 OUT_DIR/bundle/       the bundle; its manifest gains an adapter block (§18) if it has none
                       (rank 3, window 8, feature_size the last state's size: Java checks only
-                      that the file agrees with the block, and the toy model is never run here)
+                      that the file agrees with the block, and the toy model is never run here),
+                      and loses the general sample (§18.3) if it has one: the Java tests' runs
+                      on it have no forgetting guard, whatever kblm export's default
+OUT_DIR/bundle-general/  the same bundle with a general sample of its own (GENERAL, written
+                      here with json and hashlib: adapter-general.txt, its files entry, the
+                      adapter block's general field)
 OUT_DIR/adapter.kbad  the adapter: seeded values with half-float corner cases at the start of
                       adapter_bias
 OUT_DIR/expected.json the arrays as float32 values, and float32 -> float16 rounding cases
-                      (float32 bits -> numpy's half bits, round to nearest even)
+                      (float32 bits -> numpy's half bits, round to nearest even), and bundle-general's
+                      messages
 
 tests/android/test_java_core.py writes it beside the Java tests' bundle (AdapterTest reads it).
 """
@@ -25,6 +31,15 @@ import numpy as np
 
 MAGIC = b"KBLMADAP"
 NAMES = ("adapter_bias", "adapter_down", "adapter_up")
+GENERAL_FILE = "adapter-general.txt"
+# bundle-general's sample (docs/engine.md §18.3): general text, partly in the toy vocabulary, partly
+# not (<unk>), unlike the Java tests' user (NightlyAdaptationTest); one message a line, one not ASCII
+GENERAL = [
+    "i will call you tomorrow .", "the quokka met a wombat at the zoo .", "see you soon .",
+    "my aunt bakes bread on sundays", "ok 👍🏽 see you", "will you call me soon ?",
+    "the parliament adjourned at noon .", "call me at the park tomorrow", "are you well ?",
+    "the river flooded the valley .",
+]
 
 
 def _block(feature_size, rank, window, vocabulary_size):
@@ -69,6 +84,23 @@ def read_kbad(data):
     return header, arrays
 
 
+def set_general(bundle_dir, lines):
+    """Gives the bundle these general messages (None: no general sample): adapter-general.txt
+    (UTF-8, one a line), its files entry (sha256, bytes) and the adapter block's general field."""
+    bundle_dir = Path(bundle_dir)
+    manifest_path = bundle_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    (bundle_dir / GENERAL_FILE).unlink(missing_ok=True)
+    manifest["files"].pop(GENERAL_FILE, None)
+    manifest["adapter"].pop("general", None)
+    if lines is not None:
+        data = "".join(f"{line}\n" for line in lines).encode("utf-8")
+        (bundle_dir / GENERAL_FILE).write_bytes(data)
+        manifest["files"][GENERAL_FILE] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        manifest["adapter"]["general"] = {"file": GENERAL_FILE, "messages": len(lines)}
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _rounding_cases(rng):
     """float32 values whose nearest half float the Java port must find as numpy does."""
     halves = rng.integers(0, 0x7bff, 400).astype(np.uint16)  # finite, non-negative halves
@@ -95,8 +127,9 @@ def _all_halves_sha256():
 
 def write_fixture(bundle_dir, out_dir):
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
-    if (out_dir / "bundle").exists():
-        shutil.rmtree(out_dir / "bundle")
+    for name in ("bundle", "bundle-general"):
+        if (out_dir / name).exists():
+            shutil.rmtree(out_dir / name)
     shutil.copytree(bundle_dir, out_dir / "bundle")
     manifest_path = out_dir / "bundle" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -104,6 +137,10 @@ def write_fixture(bundle_dir, out_dir):
     if "adapter" not in manifest:
         manifest["adapter"] = _block(manifest["signature"]["states"][-1]["size"], 3, 8, vocabulary_size)
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    set_general(out_dir / "bundle", None)
+    shutil.copytree(out_dir / "bundle", out_dir / "bundle-general")
+    set_general(out_dir / "bundle-general", GENERAL)
+    manifest = json.loads(manifest_path.read_text())
     block = manifest["adapter"]
     rank, features = block["rank"], block["feature_size"]
 
@@ -117,7 +154,8 @@ def write_fixture(bundle_dir, out_dir):
     (out_dir / "adapter.kbad").write_bytes(kbad_bytes(manifest["files"]["model.tflite"]["sha256"], arrays, training))
     expected = {"rank": rank, "feature_size": features, "vocabulary_size": vocabulary_size, "training": training,
                 **{name: a.astype(np.float32).reshape(-1).tolist() for name, a in zip(NAMES, arrays)},
-                "rounding": _rounding_cases(rng), "all_halves_sha256": _all_halves_sha256()}
+                "rounding": _rounding_cases(rng), "all_halves_sha256": _all_halves_sha256(),
+                "general_messages": GENERAL}
     (out_dir / "expected.json").write_text(json.dumps(expected))
     return out_dir
 

@@ -170,6 +170,7 @@ def test_the_java_loop_has_the_python_loops_defaults():
     assert constant("L2") == defaults.l2
     assert constant("HELD_OUT") == defaults.held_out
     assert constant("SEED") == defaults.seed
+    assert constant("MAX_FORGETTING") == defaults.max_forgetting
 
 
 def test_fixtures_are_current():
@@ -332,6 +333,9 @@ def test_java_core(traces, cifg_traces, lexicon_traces):
     loaded, _ = load_adapter(traces / "adapter" / "written-by-java.kbad", load_bundle(traces / "adapter" / "bundle"))
     for name, array in zip(("adapter_bias", "adapter_down", "adapter_up"), arrays):
         assert np.array_equal(loaded[name], array.reshape(loaded[name].shape)), name
+    # the general sample the Java tests read (bundle-general, §18.3) is one the harness's loader takes, as the same messages
+    general = load_bundle(traces / "adapter" / "bundle-general").general_messages
+    assert general == expected["general_messages"] and load_bundle(traces / "adapter" / "bundle").general_messages is None
 
 
 def test_copy_bundle_script(toy_bundle, tmp_path):
@@ -340,12 +344,24 @@ def test_copy_bundle_script(toy_bundle, tmp_path):
 
     target = tmp_path / "assets" / "bundle"
     subprocess.run([str(DEMO / "copy_bundle.sh"), str(toy_bundle), str(target)], check=True, capture_output=True)
-    names = ["manifest.json", "model.tflite", "vocab.json", "vocab.txt"]
+    # the required files, and the optional ones the bundle has (lexicon, the adapter's general sample):
+    # the app's loader verifies every file the manifest lists
+    optional = [n for n in ("adapter-general.txt", "lexicon.tsv.gz") if (toy_bundle / n).exists()]
+    assert "adapter-general.txt" in optional, "kblm export writes a general sample by default"
+    names = sorted(["manifest.json", "model.tflite", "vocab.json", "vocab.txt", *optional])
     assert sorted(p.name for p in target.iterdir()) == names
     assert all((target / n).read_bytes() == (toy_bundle / n).read_bytes() for n in names)
     write_zip(toy_bundle, tmp_path / "b.zip")
     (target / "stale.txt").write_text("from an older bundle")
     subprocess.run([str(DEMO / "copy_bundle.sh"), str(tmp_path / "b.zip"), str(target)], check=True, capture_output=True)
     assert sorted(p.name for p in target.iterdir()) == names
+    assert all((target / n).read_bytes() == (toy_bundle / n).read_bytes() for n in names)
+    # a bundle without them: none left behind from the one before
+    plain = tmp_path / "plain"
+    shutil.copytree(toy_bundle, plain)
+    for name in optional:
+        (plain / name).unlink()
+    subprocess.run([str(DEMO / "copy_bundle.sh"), str(plain), str(target)], check=True, capture_output=True)
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "model.tflite", "vocab.json", "vocab.txt"]
     bad = subprocess.run([str(DEMO / "copy_bundle.sh"), str(tmp_path / "nothing"), str(target)], capture_output=True, text=True)
     assert bad.returncode != 0 and "nothing" in bad.stderr

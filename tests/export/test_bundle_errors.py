@@ -383,6 +383,14 @@ BAD_BUNDLES = {
                                           ["manifest.json", "field adapter.format_version must be 2"]),
     "manifest adapter parameters that disagree with its rank": (
         put(5, "adapter", "rank"), ["manifest.json", "field adapter.parameters must be the three arrays"]),
+    # the adapter's general sample (the forgetting guard, docs/engine.md §18.3)
+    "manifest adapter.general naming another file": (put("general.txt", "adapter", "general", "file"),
+                                                    ["manifest.json", "field adapter.general must be"]),
+    "manifest files listing adapter-general.txt without adapter.general": (
+        drop("adapter", "general"), ["manifest.json", "adapter.general is missing, but files lists"]),
+    "adapter-general.txt with fewer lines than the manifest says (checksums match)": (
+        lambda directory: replace_file(directory, "adapter-general.txt", b"see you at the station\n"),
+        ["adapter-general.txt", "1 lines, but manifest.json field adapter.general.messages"]),
     "manifest without the adapter block of a model that takes one": (
         drop("adapter"), ["manifest.json", "signature.inputs disagrees"]),
 }

@@ -17,7 +17,8 @@ from export.adapter_model import PARAMETERS, adam, build_adaptable_model, masked
 from export.exporter import export_run
 from export.step_model import build_step_model
 from keyboard_lm.cli import main
-from keyboard_lm.phone.adapter import MAGIC, AdaptOptions, TooShort, adapt, load_adapter, save_adapter, windows_of
+from keyboard_lm.phone.adapter import (MAGIC, AdaptOptions, TooShort, adapt, limit_forgetting, load_adapter,
+                                      save_adapter, scaled, windows_of)
 from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.phone.runtime import StepRunner, TrainRunner
 from keyboard_lm.training.model import zero_states
@@ -35,6 +36,8 @@ CASES = [
     ("adapt", "an adapter that does not beat the base: not written, the previous one kept",
      "test_a_worse_adapter_keeps_the_previous_one"),
     ("adapt", "a diverging run (non-finite loss): the epoch is thrown away", "test_a_diverging_epoch_is_thrown_away"),
+    ("adapt", "an adapter that raises the general loss past --max-forgetting at any strength: not written",
+     "test_the_bundle_carries_a_general_sample_and_adapt_guards_with_it"),
     ("suggest / type / simulate", "--adapter of another bundle: one warning line, the base runs on",
      "test_bad_adapter_files_are_refused_and_the_base_runs_on"),
 ] + [("suggest / type / simulate", f"--adapter {what}: one warning line, the base runs on",
@@ -181,7 +184,9 @@ def trained(adapter_bundle, tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
     texts = user_text(folder / "user.txt")
     out = folder / "user.kbad"
-    assert main(["adapt", str(adapter_bundle), "--texts", str(texts), "--out", str(out), "--quiet"]) in (0, None)
+    # the toy user contradicts the toy corpus: the guard would refuse it (tested on its own below)
+    assert main(["adapt", str(adapter_bundle), "--texts", str(texts), "--out", str(out), "--quiet",
+                 "--max-forgetting", "none"]) in (0, None)
     return out, texts
 
 
@@ -227,6 +232,62 @@ def test_a_bundle_of_the_first_adapter_format_suggests_but_is_not_adapted(adapte
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "adapter.format_version is 1" in result.stderr and "re-export" in result.stderr
     assert not (tmp_path / "a.kbad").exists()
+
+
+def test_the_guard_ships_within_the_limit_scales_over_it_and_refuses_past_it():
+    """§18.3: a general loss linear in the adapter's strength a (1 + a here, the base's 1):
+    within the limit as trained; over it, the largest a of 5 bisections within it, the arrays
+    scaled (down untouched); at a limit under 1/32 nothing ships."""
+    rng = np.random.default_rng(0)
+    arrays = {"adapter_bias": rng.normal(size=7).astype(np.float32),
+              "adapter_down": rng.normal(size=(3, 2)).astype(np.float32),
+              "adapter_up": rng.normal(size=(2, 7)).astype(np.float32)}
+    strength = lambda a: float(np.abs(a["adapter_bias"]).sum() / np.abs(arrays["adapter_bias"]).sum())
+    measured = []
+
+    def general_loss(a):
+        measured.append(strength(a))
+        return 1.0 + strength(a)
+
+    shipped, record = limit_forgetting(arrays, general_loss, 1.0, 1.5)
+    assert shipped is arrays and record["blend"] == 1.0 and record["rise"] == pytest.approx(1.0)
+    measured.clear()
+    shipped, record = limit_forgetting(arrays, general_loss, 1.0, 0.3)
+    # 0.5 over, 0.25 within, 0.375 over, 0.3125 over, 0.28125 within: 9/32
+    assert record["blend"] == 0.28125 and measured == pytest.approx([1, 0.5, 0.25, 0.375, 0.3125, 0.28125], abs=1e-3)
+    assert record["rise"] <= 0.3 and record["trained_rise"] == pytest.approx(1.0) and "0.28125" in record["what"]
+    want = scaled(arrays, 0.28125)
+    assert all(np.array_equal(shipped[k], want[k]) for k in arrays)
+    assert np.array_equal(shipped["adapter_down"], np.asarray(arrays["adapter_down"], np.float16).astype(np.float32))
+    assert np.allclose(shipped["adapter_up"], 0.28125 * arrays["adapter_up"], rtol=1e-3)
+    shipped, record = limit_forgetting(arrays, general_loss, 1.0, 0.01)
+    assert shipped is None and record["blend"] == 0.0 and "forgot too much general text" in record["what"]
+
+
+def test_the_bundle_carries_a_general_sample_and_adapt_guards_with_it(adapter_bundle, trained, tmp_path):
+    """The toy user says "park" where the toy corpus says "station": on the corpus's own text
+    the adapter forgets a lot (the base is nearly perfect there), which the guard must catch."""
+    bundle = load_bundle(adapter_bundle)
+    block = bundle.adapter_block["general"]
+    assert block["file"] == "adapter-general.txt" and block["messages"] == len(bundle.general_messages) > 0
+    assert bundle.general_messages[0] == " ".join(bundle.general_messages[0].split())  # one line each
+    shown = _cli(["inspect", str(adapter_bundle)]).stdout
+    assert f"forgetting guard: {block['messages']:,} general messages" in shown and "windows of 16 tokens" in shown
+    texts = trained[1].read_text().splitlines()
+    default = adapt(bundle, texts)  # the 2% default: no strength of it is within
+    assert not default["shipped"] and default["guard"]["trained_rise"] > 1 and default["guard"]["blend"] == 0
+    assert default["arrays"] is None and "forgot too much general text" in default["reason"]
+    loose = adapt(bundle, texts, AdaptOptions(max_forgetting=1.0))  # up to +100%: a part of it ships
+    guard = loose["guard"]
+    assert loose["shipped"] and 0 < guard["blend"] < 1 and guard["blend"] * 32 == int(guard["blend"] * 32)
+    assert guard["base_general_loss"] < guard["general_loss"] <= guard["base_general_loss"] * 2
+    assert loose["held_out_loss"] < loose["base_held_out_loss"]  # a part of a better adapter is still better
+    off = adapt(bundle, texts, AdaptOptions(max_forgetting=None))
+    assert off["guard"] is None and off["shipped"]
+    result = _cli(["adapt", str(adapter_bundle), "--texts", str(trained[1]), "--out", str(tmp_path / "a.kbad"),
+                   "--quiet"])
+    assert result.returncode == 0 and "forgot too much general text" in result.stdout
+    assert "no adapter" in result.stdout and not (tmp_path / "a.kbad").exists()
 
 
 def test_adapt_learns_the_user_and_the_harness_uses_it(adapter_bundle, trained, capsys):
@@ -378,10 +439,10 @@ def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
             return (float("nan"), *out[1:]) if calls["n"] > limit else out
 
     texts = user_text(tmp_path / "u.txt").read_text().splitlines()
-    clean = adapt(bundle, texts, AdaptOptions(epochs=1))
+    clean = adapt(bundle, texts, AdaptOptions(epochs=1, max_forgetting=None))
     limit = clean["windows"] + clean["held_out_windows"]  # pass 0 (held-out) and epoch 1 are clean; epoch 2 is not
     bundle.trainer = lambda num_threads=1: Diverging()
-    result = adapt(bundle, texts, AdaptOptions(epochs=3))
+    result = adapt(bundle, texts, AdaptOptions(epochs=3, max_forgetting=None))
     assert result["shipped"] and "diverged" in result["reason"]
     assert len(result["epochs"]) == 2 and result["held_out_loss"] == result["epochs"][0]["held_out_loss"]
     with pytest.raises(TooShort):

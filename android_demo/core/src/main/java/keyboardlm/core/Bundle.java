@@ -1,5 +1,14 @@
 package keyboardlm.core;
 
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
 import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
@@ -14,7 +23,9 @@ import org.json.JSONObject;
  * and the engine's options (the strip size: docs/engine.md §3); and, if the manifest has a
  * lexicon block, lexicon.tsv.gz (its sha256, gzip, format, order and words outside the
  * vocabulary: docs/engine.md §16); and the adapter block's rank, window and feature size, if
- * the manifest has one (docs/engine.md §18).
+ * the manifest has one (docs/engine.md §18), and its general sample, adapter-general.txt, if the
+ * block names one (its sha256, UTF-8, one message a line, as many as the block says: §18.3's
+ * forgetting guard).
  */
 public final class Bundle {
     public static final int FORMAT_VERSION = 1;
@@ -22,6 +33,8 @@ public final class Bundle {
      *  1 had no reset and is refused. The .kbad file has its own, {@link Adapter#FORMAT_VERSION}. */
     public static final int ADAPTER_BLOCK_FORMAT = 2;
     public static final String[] FILES = {"model.tflite", "vocab.txt", "vocab.json"};
+    /** The adapter block's general sample (docs/engine.md §18.3): listed in files if and only if the block names it. */
+    public static final String GENERAL_FILE = "adapter-general.txt";
     public static final String SIGNATURE = "step";
     /** Words on the strip when the manifest does not say (bundles made before engine.strip_size). */
     public static final int DEFAULT_STRIP_SIZE = 3;
@@ -46,11 +59,15 @@ public final class Bundle {
     /** The manifest's adapter block (docs/engine.md §18): rank r, window T, feature size F; null: the bundle has none
      *  (no adapter inputs to step, no train signature). */
     private final int[] adapter;
+    /** The adapter block's general sample (adapter-general.txt), one message each; empty: the bundle has none. */
+    private final List<String> generalMessages;
 
     private Bundle(JSONObject manifest, Vocabulary vocabulary, byte[] model, String[] stateNames, int[] stateSizes,
-                   int vocabularySize, boolean resetAtSentenceStart, int stripSize, Lexicon lexicon, int[] adapter) {
+                   int vocabularySize, boolean resetAtSentenceStart, int stripSize, Lexicon lexicon, int[] adapter,
+                   List<String> generalMessages) {
         this.lexicon = lexicon;
         this.adapter = adapter;
+        this.generalMessages = generalMessages;
         this.manifest = manifest;
         this.vocabulary = vocabulary;
         this.model = model;
@@ -90,8 +107,12 @@ public final class Bundle {
             throw new BundleException(manifestName + ": field signature is missing (the step model's inputs and outputs)");
         }
         boolean hasLexicon = checkLexiconBlock(manifest, listed, manifestName);
-        byte[] model = null, lexiconData = null;
-        for (String name : hasLexicon ? new String[] {FILES[0], FILES[1], FILES[2], Lexicon.FILE} : FILES) {
+        boolean hasGeneral = checkGeneralListing(manifest, listed, manifestName);
+        List<String> names = new ArrayList<>(java.util.Arrays.asList(FILES));
+        if (hasLexicon) names.add(Lexicon.FILE);
+        if (hasGeneral) names.add(GENERAL_FILE);
+        byte[] model = null, lexiconData = null, generalData = null;
+        for (String name : names) {
             JSONObject entry = listed.optJSONObject(name);
             String expected = entry == null ? null : entry.optString("sha256", null);
             if (expected == null) {
@@ -103,6 +124,7 @@ public final class Bundle {
             }
             if (name.equals("model.tflite")) model = data;
             if (name.equals(Lexicon.FILE)) lexiconData = data;
+            if (name.equals(GENERAL_FILE)) generalData = data;
         }
         Vocabulary vocabulary = Vocabulary.load(files);
         checkTokenizer(files, manifest, manifestName);
@@ -117,13 +139,13 @@ public final class Bundle {
         if (states == null || states.length() == 0) {
             throw new BundleException(manifestName + ": field signature.states must list the state tensors");
         }
-        String[] names = new String[states.length()];
+        String[] stateNames = new String[states.length()];
         int[] sizes = new int[states.length()];
-        for (int i = 0; i < names.length; i++) {
+        for (int i = 0; i < stateNames.length; i++) {
             JSONObject state = states.optJSONObject(i);
-            names[i] = state == null ? "" : state.optString("name");
+            stateNames[i] = state == null ? "" : state.optString("name");
             sizes[i] = state == null ? 0 : state.optInt("size", 0);
-            if (names[i].isEmpty() || sizes[i] <= 0) {
+            if (stateNames[i].isEmpty() || sizes[i] <= 0) {
                 throw new BundleException(manifestName + ": field signature.states[" + i + "] needs a name and a positive size");
             }
         }
@@ -133,10 +155,53 @@ public final class Bundle {
         }
         int stripSize = stripSize(manifest, manifestName);
         int[] adapter = adapterBlock(manifest, vocabulary.size(), manifestName);
+        List<String> general = !hasGeneral ? Collections.<String>emptyList() : generalMessages(generalData,
+                ((Number) manifest.optJSONObject("adapter").optJSONObject("general").opt("messages")).longValue(),
+                files.describe(GENERAL_FILE));
         Lexicon lexicon = !hasLexicon ? null : Lexicon.parse(lexiconData, vocabulary, Tokenizer.standard(),
                 ((Number) manifest.optJSONObject("lexicon").opt("words")).longValue(), files.describe(Lexicon.FILE));
-        return new Bundle(manifest, vocabulary, model, names, sizes, vocabulary.size(), context.equals("reset"),
-                stripSize, lexicon, adapter);
+        return new Bundle(manifest, vocabulary, model, stateNames, sizes, vocabulary.size(), context.equals("reset"),
+                stripSize, lexicon, adapter, general);
+    }
+
+    /**
+     * The adapter block's general sample (docs/engine.md §18.3): adapter-general.txt's messages,
+     * one a line (the text is not tokenized here: {@link AdapterTraining#encode} reads it as it
+     * reads the user's messages), for the training loop's forgetting guard. Empty when the block
+     * names none (nothing to guard with).
+     */
+    public List<String> adapterGeneralMessages() {
+        return generalMessages;
+    }
+
+    /**
+     * The general sample's file, as keyboard_lm/phone/bundle.py's _general_messages reads it:
+     * UTF-8, cut at every newline (a last empty piece, after the final newline, is no message),
+     * exactly {@code count} messages. Its sha256 was checked with every file.
+     */
+    static List<String> generalMessages(byte[] data, long count, String where) throws BundleException {
+        CharsetDecoder decoder = Bytes.UTF8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(data);
+        CharBuffer out = CharBuffer.allocate((int) Math.ceil(data.length * (double) decoder.maxCharsPerByte()) + 1);
+        CoderResult result = decoder.decode(in, out, true);
+        if (!result.isError()) result = decoder.flush(out);
+        if (result.isError()) throw new BundleException(where + ": not UTF-8 (byte " + in.position() + ")");
+        String text = out.flip().toString();
+        List<String> lines = new ArrayList<>();
+        for (int start = 0, end; ; start = end + 1) {
+            end = text.indexOf('\n', start);
+            if (end < 0) {
+                if (start < text.length()) lines.add(text.substring(start));
+                break;
+            }
+            lines.add(text.substring(start, end));
+        }
+        if (lines.size() != count) {
+            throw new BundleException(where + ": " + String.format(Locale.ROOT, "%,d", lines.size()) + " messages, but manifest.json "
+                    + "field adapter.general.messages is " + String.format(Locale.ROOT, "%,d", count));
+        }
+        return Collections.unmodifiableList(lines);
     }
 
     /** True if the manifest has an adapter block: step takes adapter_bias/down/up, and there is a train signature (§18). */
@@ -252,6 +317,36 @@ public final class Bundle {
             throw new BundleException(manifestName + ": field files." + Lexicon.FILE + " is missing, but the manifest has a lexicon block");
         }
         return true;
+    }
+
+    /**
+     * The adapter block's general field against the files listed (keyboard_lm/phone/bundle.py
+     * check_manifest, in its words): when the block has one it is {"file": "adapter-general.txt",
+     * "messages": a positive integer} and files lists that file; files lists it only then.
+     * Returns whether the bundle has a general sample. (An adapter block that is no object is
+     * {@link #adapterBlock}'s to refuse.)
+     */
+    static boolean checkGeneralListing(JSONObject manifest, JSONObject listed, String manifestName) throws BundleException {
+        Object block = manifest.opt("adapter");
+        if (block != null && !(block instanceof JSONObject)) return false;
+        if (block != null && ((JSONObject) block).has("general")) {
+            Object general = ((JSONObject) block).opt("general");
+            boolean good = general instanceof JSONObject && ((JSONObject) general).length() == 2
+                    && GENERAL_FILE.equals(((JSONObject) general).opt("file"));
+            Object messages = good ? ((JSONObject) general).opt("messages") : null;
+            if (!good || !isInteger(messages) || ((Number) messages).longValue() <= 0) {
+                throw new BundleException(manifestName + ": field adapter.general must be {\"file\": \"" + GENERAL_FILE
+                        + "\", \"messages\": <a positive count>}, not " + Python.show(general));
+            }
+            if (!listed.has(GENERAL_FILE)) {
+                throw new BundleException(manifestName + ": field files." + GENERAL_FILE + " is missing, but the adapter block names it");
+            }
+            return true;
+        }
+        if (listed.has(GENERAL_FILE)) {
+            throw new BundleException(manifestName + ": field adapter.general is missing, but files lists " + GENERAL_FILE);
+        }
+        return false;
     }
 
     /** A JSON integer (not 1.0, not a boolean), as the Python loader's strict fields. */

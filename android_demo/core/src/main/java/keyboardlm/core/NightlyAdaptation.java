@@ -12,10 +12,12 @@ import java.util.Locale;
  *
  * One step: {@link TrainingSchedule} decides; not due, nothing is touched (not the bundle, the
  * trainer, the committed text nor the adapter file). Due: the bundle is loaded, the committed
- * messages ({@link CommittedText}, never a private field's) are encoded and {@link AdapterTraining}
- * runs over a {@link Trainer} opened for the run and always closed after it. Only a
- * {@link AdapterTraining.Outcome#SHIPPED} adapter is written ({@link Adapter#save}: whole, beside
- * the file, then renamed over it); on any other end (too short, not better, diverged, the trainer
+ * messages ({@link CommittedText}, never a private field's) and the bundle's general sample (its
+ * adapter-general.txt, {@link Bundle#adapterGeneralMessages}: the forgetting guard's text, if it has
+ * one) are encoded alike and {@link AdapterTraining} runs over a {@link Trainer} opened for the run
+ * and always closed after it. Only a {@link AdapterTraining.Outcome#SHIPPED} adapter (possibly
+ * blended by the guard) is written ({@link Adapter#save}: whole, beside the file, then renamed over
+ * it); on any other end (too short, not better, diverged, forgot too much general text, the trainer
  * threw, the write failed, stopped) the previous adapter file stays as it was, or there stays none.
  *
  * A run that ends (with an outcome, or a failure of the trainer or of the write) counts: the caller
@@ -42,7 +44,7 @@ public final class NightlyAdaptation {
         STOPPED,
         /** The trainer threw, or the new adapter could not be written; counted, the previous adapter stays. */
         FAILED,
-        /** The run ended without a better adapter (too short, not better, diverged); counted, the previous adapter stays. */
+        /** The run ended without a better adapter (too short, not better, diverged, forgot); counted, the previous adapter stays. */
         KEPT,
         /** A new adapter file replaced the previous one. */
         WRITTEN
@@ -107,7 +109,9 @@ public final class NightlyAdaptation {
         }
         AdapterTraining.Result result;
         try {
-            result = loop.run(stoppable(trainer), AdapterTraining.encode(messages, bundle.vocabulary, Tokenizer.standard()));
+            Tokenizer tokenizer = Tokenizer.standard();
+            result = loop.run(stoppable(trainer), AdapterTraining.encode(messages, bundle.vocabulary, tokenizer),
+                    AdapterTraining.encode(bundle.adapterGeneralMessages(), bundle.vocabulary, tokenizer));
         } catch (Stopped e) {
             return new Report(Status.STOPPED, decision, null, lastRunMillis, "stopped before the end; the previous adapter stays");
         } catch (RuntimeException e) {

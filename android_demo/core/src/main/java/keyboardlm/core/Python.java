@@ -43,6 +43,48 @@ final class Python {
         }
     }
 
+    /**
+     * A manifest value in a one-line message as the Python loader shows it (bundle.py's _show):
+     * json.dumps(value, ensure_ascii=False), cut to 57 characters and "..." past 60.
+     */
+    static String show(Object value) {
+        StringBuilder out = new StringBuilder();
+        dumps(out, value);
+        String text = out.toString();
+        return text.length() <= 60 ? text : text.substring(0, 57) + "...";
+    }
+
+    /** json.dumps(value, ensure_ascii=False) of an org.json value (", " and ": " between items, keys in the object's order). */
+    static void dumps(StringBuilder out, Object value) {
+        if (value instanceof String) {
+            jsonString(out, (String) value);
+        } else if (value instanceof org.json.JSONObject) {
+            org.json.JSONObject object = (org.json.JSONObject) value;
+            out.append('{');
+            boolean first = true;
+            for (java.util.Iterator<String> keys = object.keys(); keys.hasNext(); first = false) {
+                String key = keys.next();
+                if (!first) out.append(", ");
+                jsonString(out, key);
+                out.append(": ");
+                dumps(out, object.opt(key));
+            }
+            out.append('}');
+        } else if (value instanceof org.json.JSONArray) {
+            org.json.JSONArray array = (org.json.JSONArray) value;
+            out.append('[');
+            for (int i = 0; i < array.length(); i++) {
+                if (i > 0) out.append(", ");
+                dumps(out, array.opt(i));
+            }
+            out.append(']');
+        } else if (value == null || value == org.json.JSONObject.NULL) {
+            out.append("null");
+        } else {
+            out.append(value);
+        }
+    }
+
     /** A JSON string as json.dumps(ensure_ascii=False) writes it. */
     static void jsonString(StringBuilder out, String text) {
         out.append('"');

@@ -262,6 +262,7 @@ class AdapterTest {
                 if (name.equals("manifest.json")) {
                     JSONObject manifest = new JSONObject(new String(bytes, Bytes.UTF8));
                     manifest.remove("adapter");
+                    manifest.getJSONObject("files").remove(Bundle.GENERAL_FILE);  // its general sample goes with it
                     bytes = manifest.toString().getBytes(Bytes.UTF8);
                 }
                 try (FileOutputStream out = new FileOutputStream(new File(copy, name))) {

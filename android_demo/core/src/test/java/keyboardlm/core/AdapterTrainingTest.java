@@ -11,9 +11,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.File;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import org.json.JSONArray;
 import org.json.JSONObject;
 import org.junit.jupiter.api.Test;
@@ -616,5 +619,318 @@ class AdapterTrainingTest {
             assertArrayEquals(want, loaded.arrays()[i], Adapter.ARRAYS[i]);
         }
         assertEquals(result.bestEpoch, loaded.training.getInt("best_epoch"));
+    }
+
+    // -- the forgetting guard (§18.3) ---------------------------------------------------------
+
+    /** The user of the guard's tests: the chain keepsTheBestEpoch... trains on (epoch 3 ships, lr 0.02). */
+    private static final AdapterTraining.Options GUARDED = TOY.withLearningRate(0.02f);
+
+    /** A general sample unlike the user: another chain, and every other word one outside the vocabulary (<unk>). */
+    private static List<int[][]> hostile() {
+        List<int[][]> out = chain(40, 5, 5, 0.8);
+        for (int[][] message : out) {
+            for (int[] ids : message) {
+                for (int i = 1; i + 1 < ids.length; i += 2) ids[i] = Vocabulary.UNK_ID;
+            }
+        }
+        return out;
+    }
+
+    /** {@code adapter} as a trainer's input (zero moments). */
+    private static AdapterState state(Adapter adapter) {
+        return AdapterState.start(adapter.bias, adapter.down, adapter.up);
+    }
+
+    private static AdapterState zeroState() {
+        return AdapterState.start(new float[V], new float[F * R], new float[R * V]);
+    }
+
+    /** The general loss of {@code state} scored apart from the loop: the general part's windows chained from zero states, learning rate 0. */
+    private static double generalLoss(AdapterTraining loop, List<int[][]> general, AdapterState state) {
+        ToyTrainer scorer = trainer();
+        double sum = 0, n = 0;
+        float[][] previous = null;
+        for (AdapterTraining.Window w : loop.generalWindows(general)) {
+            Trainer.Result out = scorer.train(w.tokens, w.targets, w.mask, w.reset, w.continues ? previous : StepModel.zeros(STATES),
+                    state, 0f, 0f);
+            previous = out.state;
+            sum += (double) out.loss * w.real;
+            n += w.real;
+        }
+        return sum / n;
+    }
+
+    /** The blend of §18.3 computed here: bias and up times {@code a}, down as is, each value rounded to float16. */
+    private static AdapterState blended(Adapter adapter, double a) {
+        float[] bias = adapter.bias.clone(), up = adapter.up.clone();
+        for (int k = 0; k < bias.length; k++) bias[k] = Adapter.fromHalf(Adapter.toHalf((float) (bias[k] * a)));
+        for (int k = 0; k < up.length; k++) up[k] = Adapter.fromHalf(Adapter.toHalf((float) (up[k] * a)));
+        return AdapterState.start(bias, adapter.down.clone(), up);
+    }
+
+    private static void assertSameRun(AdapterTraining.Result expected, AdapterTraining.Result actual) {
+        assertEquals(expected.outcome, actual.outcome);
+        assertEquals(expected.message, actual.message);
+        assertEquals(expected.epochLosses, actual.epochLosses);
+        assertEquals(expected.bestEpoch, actual.bestEpoch);
+        assertEquals(expected.figures().toString(), actual.figures().toString());
+        for (int i = 0; i < 3; i++) assertArrayEquals(expected.adapter.arrays()[i], actual.adapter.arrays()[i], Adapter.ARRAYS[i]);
+        assertEquals(expected.adapter.training.toString(), actual.adapter.training.toString());
+        assertTrue(Double.isNaN(actual.baseGeneralLoss) && Double.isNaN(actual.generalLoss) && Double.isNaN(actual.generalRise()));
+        assertNull(actual.guard);
+        assertEquals(1.0, actual.blend);
+        assertFalse(actual.figures().has("guard"));
+    }
+
+    @Test
+    void withoutAGeneralSampleOrWithTheGuardOffNoGuardRuns() {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        ToyTrainer plain = trainer();
+        AdapterTraining.Result before = loop(GUARDED).run(plain, messages);  // the two-argument run: no guard
+        assertEquals(AdapterTraining.Outcome.SHIPPED, before.outcome, before.message);
+        List<int[][]> noTargets = new ArrayList<>();  // messages with no sentence (no token): no target to score
+        for (int m = 0; m < 5; m++) noTargets.add(new int[0][]);
+        Object[][] cases = {  // options, general sample
+            {GUARDED, new ArrayList<int[][]>()},
+            {GUARDED, noTargets},
+            {GUARDED.withMaxForgetting(Double.NaN), hostile()},
+        };
+        for (Object[] c : cases) {
+            ToyTrainer trainer = trainer();
+            @SuppressWarnings("unchecked")
+            AdapterTraining.Result result = loop((AdapterTraining.Options) c[0]).run(trainer, messages, (List<int[][]>) c[1]);
+            assertSameRun(before, result);
+            assertEquals(plain.calls, trainer.calls, "no general window is scored");
+        }
+        // the options: 2% by default, NaN turns the guard off, anything else must be a finite rise >= 0
+        assertEquals(0.02, AdapterTraining.Options.DEFAULT.maxForgetting);
+        assertTrue(AdapterTraining.Options.DEFAULT.guarded() && GUARDED.withEpochs(3).withSeed(4).guarded());
+        assertEquals(0.02, GUARDED.withEpochs(3).withL2(0f).withLearningRate(1f).withSeed(9).maxForgetting);
+        assertFalse(GUARDED.withMaxForgetting(Double.NaN).guarded());
+        assertEquals(0.0, GUARDED.withMaxForgetting(0).maxForgetting);
+        for (double bad : new double[] {-0.01, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> GUARDED.withMaxForgetting(bad));
+            assertTrue(e.getMessage().startsWith("max_forgetting must be finite and >= 0 (NaN: no guard)"), e.getMessage());
+        }
+    }
+
+    @Test
+    void anAdapterWithinTheLimitShipsAsTrained() throws Exception {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        List<int[][]> general = chain(40, 5, 1, 0.8);  // the user's own chain: the adapter helps it
+        AdapterTraining.Result unguarded = loop(GUARDED).run(trainer(), messages);
+        AdapterTraining loop = loop(GUARDED);  // the default limit, 2%
+        AdapterTraining.Result result = loop.run(trainer(), messages, general);
+        assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome, result.message);
+        for (int i = 0; i < 3; i++) assertArrayEquals(unguarded.adapter.arrays()[i], result.adapter.arrays()[i], "as trained");
+        double base = generalLoss(loop, general, zeroState()), trained = generalLoss(loop, general, state(unguarded.adapter));
+        assertEquals(base, result.baseGeneralLoss, 1e-12);
+        assertEquals(trained, result.trainedGeneralLoss, 1e-12);
+        assertEquals(trained, result.generalLoss, 1e-12);
+        assertTrue(trained <= base * 1.02, trained + " vs " + base);
+        assertEquals(trained / base - 1, result.generalRise(), 1e-12);
+        assertEquals(1.0, result.blend);
+        assertEquals(0.02, result.maxForgetting);
+        assertEquals(result.bestLoss, result.shippedLoss);
+        assertEquals("within the limit: shipped as trained", result.guard);
+        assertEquals(String.format(java.util.Locale.ROOT, "%s; forgetting guard: within the limit: shipped as trained (general loss %.4f, "
+                + "base %.4f)", unguarded.message, trained, base), result.message);
+        JSONObject guard = result.adapter.training.getJSONObject("guard");
+        assertEquals(base, guard.getDouble("base_general_loss"), 1e-12);
+        assertEquals(trained, guard.getDouble("general_loss"), 1e-12);
+        assertEquals(trained, guard.getDouble("trained_general_loss"), 1e-12);
+        assertEquals(trained / base - 1, guard.getDouble("rise"), 1e-12);
+        assertEquals(1.0, guard.getDouble("blend"));
+        assertEquals(0.02, guard.getDouble("limit"));
+        assertEquals("within the limit: shipped as trained", guard.getString("what"));
+    }
+
+    @Test
+    void anAdapterOverTheLimitIsBlendedByBisection() throws Exception {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        List<int[][]> general = hostile();
+        double limit = 0.1;
+        AdapterTraining.Result unguarded = loop(GUARDED).run(trainer(), messages);
+        Adapter trained = unguarded.adapter;
+        AdapterTraining loop = loop(GUARDED.withMaxForgetting(limit));
+        AdapterTraining.Result result = loop.run(trainer(), messages, general);
+        assertEquals(AdapterTraining.Outcome.SHIPPED, result.outcome, result.message);
+        double base = generalLoss(loop, general, zeroState()), ceiling = base * (1 + limit);
+        assertEquals(base, result.baseGeneralLoss, 1e-12);
+        double asTrained = generalLoss(loop, general, state(trained));
+        assertTrue(asTrained > ceiling, "the trained adapter is over the limit: " + asTrained + " vs " + ceiling);
+        assertEquals(asTrained, result.trainedGeneralLoss, 1e-12);
+        // the bisection, here: lo 0, hi 1, five times mid = (lo + hi) / 2, within the limit: lo = mid, else hi = mid
+        double lo = 0, hi = 1;
+        for (int i = 0; i < 5; i++) {
+            double mid = (lo + hi) / 2;
+            if (generalLoss(loop, general, blended(trained, mid)) <= ceiling) lo = mid;
+            else hi = mid;
+        }
+        assertTrue(lo > 0 && lo < 1, "a blend between the base and the adapter: " + lo);
+        assertEquals(lo, result.blend);
+        // the largest k/32 within the limit (the loss is convex in a)
+        assertTrue(generalLoss(loop, general, blended(trained, lo)) <= ceiling);
+        assertTrue(generalLoss(loop, general, blended(trained, lo + 1.0 / 32)) > ceiling);
+        // the arrays that ship: bias a and up a rounded to float16, down as trained
+        AdapterState expected = blended(trained, lo);
+        assertArrayEquals(expected.bias(), result.adapter.bias);
+        assertArrayEquals(expected.up(), result.adapter.up);
+        assertArrayEquals(trained.down, result.adapter.down);
+        assertFalse(Arrays.equals(trained.up, result.adapter.up));
+        double shipped = generalLoss(loop, general, expected);
+        assertEquals(shipped, result.generalLoss, 1e-12);
+        assertEquals(shipped / base - 1, result.generalRise(), 1e-12);
+        assertTrue(result.generalRise() <= limit);
+        // the blend still beats the base on the held-out tail; its held-out loss is recorded
+        assertEquals(unguarded.bestLoss, result.bestLoss);
+        assertEquals(heldOutLoss(loop, messages, result.adapter), result.shippedLoss, 1e-6);
+        assertTrue(result.shippedLoss < result.baseLoss && result.shippedLoss > result.bestLoss);
+        String a = java.math.BigDecimal.valueOf(lo).stripTrailingZeros().toPlainString();
+        String what = String.format(java.util.Locale.ROOT, "its general loss rose %.1f%% as trained, over the 10.0%% limit: shipped at %s "
+                + "of its strength", (asTrained / base - 1) * 100, a);
+        assertEquals(what, result.guard);
+        assertEquals(String.format(java.util.Locale.ROOT, "%s; forgetting guard: %s (general loss %.4f, base %.4f; held-out loss %.4f at "
+                + "that strength)", unguarded.message, what, shipped, base, result.shippedLoss), result.message);
+        JSONObject figures = result.adapter.training;
+        assertEquals(result.shippedLoss, figures.getDouble("held_out_loss"));
+        JSONObject guard = figures.getJSONObject("guard");
+        assertEquals(lo, guard.getDouble("blend"));
+        assertEquals(shipped, guard.getDouble("general_loss"), 1e-12);
+        assertEquals(asTrained / base - 1, guard.getDouble("trained_rise"), 1e-12);
+        assertEquals(limit, guard.getDouble("limit"));
+        assertEquals(what, guard.getString("what"));
+    }
+
+    @Test
+    void aLimitNoBlendMeetsShipsNothing() throws Exception {
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        List<int[][]> general = hostile();
+        AdapterTraining.Result unguarded = loop(GUARDED).run(trainer(), messages);
+        AdapterTraining loop = loop(GUARDED.withMaxForgetting(0));
+        ToyTrainer trainer = trainer();
+        AdapterTraining.Result result = loop.run(trainer, messages, general);
+        assertEquals(AdapterTraining.Outcome.FORGOT, result.outcome, result.message);
+        assertNull(result.adapter);
+        assertFalse(result.shipped());
+        assertEquals(0.0, result.blend);
+        double base = generalLoss(loop, general, zeroState()), asTrained = generalLoss(loop, general, state(unguarded.adapter));
+        for (double a = 0.5; a >= 1.0 / 32; a /= 2) {  // every point the bisection tried was over the limit
+            assertTrue(generalLoss(loop, general, blended(unguarded.adapter, a)) > base, "a = " + a);
+        }
+        assertEquals(String.format(java.util.Locale.ROOT, "it forgot too much general text (its general loss rose %.1f%%, and still more "
+                + "than 0.0%% at 0.03125 of it); the previous adapter stays", (asTrained / base - 1) * 100), result.message);
+        assertFalse(result.message.contains("\n"));
+        assertEquals(unguarded.epochLosses, result.epochLosses);
+        assertEquals(base, result.generalLoss, 1e-12);  // as keyboard_lm records it: nothing ships, no rise
+        assertEquals(0.0, result.generalRise(), 1e-12);
+        JSONObject figures = result.figures();
+        assertEquals("forgot", figures.getString("outcome"));
+        assertEquals(0.0, figures.getJSONObject("guard").getDouble("blend"));
+        // the guard's calls: G(1), then the five bisection points, each over the general windows
+        int general0 = loop.generalWindows(general).size();
+        List<AdapterTraining.Window> windows = loop.windows(messages);
+        assertEquals(count(windows, true) + general0 + unguarded.epochLosses.size() * windows.size() + 6 * general0, trainer.calls);
+    }
+
+    /** A toy trainer that records what each call was fed: the window's positions, the learning rate, the adapter. */
+    static final class Recording extends ToyTrainer {
+        final List<String> windows = new ArrayList<>();
+        final List<AdapterState> adapters = new ArrayList<>();
+
+        Recording() {
+            super(V, F, R, T, STATES, 7);
+        }
+
+        @Override
+        public Result train(int[] tokens, int[] targets, float[] mask, float[] reset, float[][] state, AdapterState adapter,
+                            float learningRate, float l2) {
+            windows.add(key(tokens, targets, mask, reset));
+            adapters.add(adapter);
+            return super.train(tokens, targets, mask, reset, state, adapter, learningRate, l2);
+        }
+    }
+
+    private static String key(int[] tokens, int[] targets, float[] mask, float[] reset) {
+        return Arrays.toString(tokens) + Arrays.toString(targets) + Arrays.toString(mask) + Arrays.toString(reset);
+    }
+
+    private static String key(AdapterTraining.Window w) {
+        return key(w.tokens, w.targets, w.mask, w.reset);
+    }
+
+    @Test
+    void theGeneralSampleIsPackedOnItsOwnAndOnlyScored() {
+        int b = Vocabulary.BOS_ID, e = Vocabulary.EOS_ID;
+        // packed as the held-out tail is: the streams end to end in windows of T, only the last one padded
+        List<int[][]> sample = Arrays.asList(new int[][] {ids(b, 4, 5, e), ids(b, 6, e)}, new int[][] {ids(b, 7, 8, 9, e)});
+        for (boolean reset : new boolean[] {true, false}) {
+            List<AdapterTraining.Window> packed = tinyLoop(4, reset).generalWindows(sample);
+            // reset: each sentence a stream; carry: a message's sentences one stream (<bos> 4 5 <eos> <bos> 6 <eos>)
+            int[][] tokens = reset ? new int[][] {{b, 4, 5, b}, {6, b, 7, 8}, {9, 0, 0, 0}}
+                    : new int[][] {{b, 4, 5, e}, {b, 6, b, 7}, {8, 9, 0, 0}};
+            float[][] resets = reset ? new float[][] {{1, 0, 0, 1}, {0, 1, 0, 0}, {0, 0, 0, 0}}
+                    : new float[][] {{1, 0, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 0}};
+            int[] real = reset ? new int[] {4, 4, 1} : new int[] {4, 4, 2};
+            assertEquals(tokens.length, packed.size());
+            for (int i = 0; i < packed.size(); i++) {
+                AdapterTraining.Window w = packed.get(i);
+                assertArrayEquals(tokens[i], w.tokens, "window " + i);
+                assertArrayEquals(resets[i], w.reset, "window " + i);
+                assertEquals(real[i], w.real, "window " + i);
+                assertTrue(w.general && !w.heldOut);
+                assertEquals(i > 0, w.continues);
+            }
+        }
+        // a run: every call is a window of the user's parts or of the general part, never a mix; the
+        // general windows are scored with learning rate 0 only, the first from zero states, each
+        // later one from the one before (recorded in pass 0, reused by the guard)
+        List<int[][]> messages = chain(100, 1, 1, 0.8);
+        List<int[][]> general = hostile();
+        AdapterTraining loop = loop(GUARDED.withMaxForgetting(0.1));
+        Set<String> user = new HashSet<>(), sampled = new HashSet<>();
+        for (AdapterTraining.Window w : loop.windows(messages)) user.add(key(w));
+        List<AdapterTraining.Window> generalWindows = loop.generalWindows(general);
+        for (AdapterTraining.Window w : generalWindows) sampled.add(key(w));
+        assertTrue(Collections.disjoint(user, sampled), "the toy texts share no window");
+        Recording trainer = new Recording();
+        AdapterTraining.Result result = loop.run(trainer, messages, general);
+        assertTrue(result.blend > 0 && result.blend < 1, result.message);
+        List<Integer> generalCalls = new ArrayList<>();
+        for (int i = 0; i < trainer.calls; i++) {
+            String window = trainer.windows.get(i);
+            assertTrue(user.contains(window) || sampled.contains(window), "call " + i + " is a window of one part");
+            if (sampled.contains(window)) {
+                generalCalls.add(i);
+                assertEquals(0f, trainer.learningRates.get(i), "call " + i + ": general text is only scored");
+            }
+        }
+        int g = generalWindows.size(), h = count(loop.windows(messages), true);
+        assertEquals(g * (1 + 1 + 5), generalCalls.size(), "pass 0, G(1), five bisection points");
+        for (int i = 0; i < g; i++) {
+            int call = h + i;  // pass 0: the held-out tail, then the general part
+            assertEquals(generalCalls.get(i).intValue(), call);
+            assertEquals(key(generalWindows.get(i)), trainer.windows.get(call));
+            AdapterState zero = trainer.adapters.get(call);
+            for (float[] array : zero.params) assertArrayEquals(new float[array.length], array, "the zero adapter");
+            if (i == 0) {
+                for (float[] s : trainer.starts.get(call)) assertArrayEquals(new float[s.length], s);
+            } else {
+                assertSame(trainer.ends.get(call - 1), trainer.starts.get(call));
+            }
+            for (int pass = 1; pass <= 6; pass++) {  // the guard reuses the start states pass 0 recorded
+                assertSame(trainer.starts.get(call), trainer.starts.get(generalCalls.get(pass * g + i)));
+            }
+        }
+        // training starts afresh after pass 0 (no moments, no update counted from scoring the general text)
+        AdapterState first = trainer.adapters.get(h + g);
+        assertEquals(0f, first.stepCount);
+        assertTrue(trainer.learningRates.get(h + g) > 0f);
+        for (float[] array : first.m) assertArrayEquals(new float[array.length], array);
+        assertArrayEquals(new float[V], first.bias());
+        AdapterTraining.Result unguarded = loop(GUARDED).run(trainer(), messages);
+        assertEquals(unguarded.epochLosses, result.epochLosses, "the general sample changes nothing in training");
     }
 }

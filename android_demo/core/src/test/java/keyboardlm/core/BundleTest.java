@@ -29,10 +29,7 @@ class BundleTest {
 
     @BeforeEach
     void copyBundle() throws IOException {
-        File source = Fixtures.path("kblm.bundle");
-        for (String name : new String[] {"model.tflite", "vocab.txt", "vocab.json", "manifest.json"}) {
-            write(name, Bytes.readAll(new FileInputStream(new File(source, name))));
-        }
+        Fixtures.copyBundle(Fixtures.path("kblm.bundle"), dir);
     }
 
     private void write(String name, byte[] data) throws IOException {
@@ -335,5 +332,122 @@ class BundleTest {
         manifest.getJSONObject("files").remove(Lexicon.FILE);
         write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
         assertEquals(path("manifest.json") + ": field files.lexicon.tsv.gz is missing, but the manifest has a lexicon block", failure());
+    }
+
+    // -- the adapter's general sample (docs/engine.md §18.3) -----------------------------------
+
+    private static final String GENERAL = Bundle.GENERAL_FILE;
+
+    /** The adapter fixture's bundle-general (tests/android/make_adapter_fixture.py: a general sample numpy's side wrote) in {@code dir}. */
+    private void useGeneralBundle() throws IOException {
+        File[] old = dir.listFiles();
+        if (old != null) for (File file : old) assertTrue(file.delete());
+        Fixtures.copyBundle(new File(new File(Fixtures.path("kblm.bundle").getParentFile(), "adapter"), "bundle-general"), dir);
+    }
+
+    private static java.util.List<String> expectedGeneral() throws Exception {
+        File expected = new File(new File(Fixtures.path("kblm.bundle").getParentFile(), "adapter"), "expected.json");
+        return Fixtures.strings(Fixtures.json(expected).getJSONArray("general_messages"));
+    }
+
+    /** The general sample holding {@code data}, re-signed, with {@code messages} in the adapter block. */
+    private void general(byte[] data, int messages) throws Exception {
+        rewrite(GENERAL, data);
+        JSONObject manifest = manifest();
+        manifest.getJSONObject("adapter").getJSONObject("general").put("messages", messages);
+        write("manifest.json", manifest.toString(2).getBytes(Bytes.UTF8));
+    }
+
+    @Test
+    void generalSampleLoads() throws Exception {
+        useGeneralBundle();
+        Bundle bundle = Bundle.load(BundleFiles.directory(dir));
+        java.util.List<String> expected = expectedGeneral();
+        assertEquals(10, expected.size());
+        assertTrue(expected.contains("ok 👍🏽 see you"));
+        assertEquals(expected, bundle.adapterGeneralMessages(), "the lines the Python fixture wrote");
+        assertEquals(expected.size(), manifest().getJSONObject("adapter").getJSONObject("general").getInt("messages"));
+        KeyboardSession session = KeyboardSession.open(BundleFiles.directory(dir), b -> new ZeroModel(b.vocabularySize, b.stateSizes));
+        assertTrue(session.ready(), String.valueOf(session.message()));
+        // lines as keyboard_lm reads them: cut at every \n, a last piece after the final \n is no message,
+        // an empty line is one (and a last line without \n is one too)
+        general("one\n\nthree\r\n  four".getBytes(Bytes.UTF8), 4);
+        assertEquals(Arrays.asList("one", "", "three\r", "  four"), Bundle.load(BundleFiles.directory(dir)).adapterGeneralMessages());
+        general("\n".getBytes(Bytes.UTF8), 1);
+        assertEquals(Arrays.asList(""), Bundle.load(BundleFiles.directory(dir)).adapterGeneralMessages());
+        // none: an empty list (no guard)
+        File plain = new File(new File(Fixtures.path("kblm.bundle").getParentFile(), "adapter"), "bundle");
+        assertTrue(Bundle.load(BundleFiles.directory(plain)).adapterGeneralMessages().isEmpty());
+    }
+
+    /** The refusals keyboard_lm/phone/bundle.py makes (tests/export/test_bundle_errors.py), in its words. */
+    @Test
+    void badGeneralSamples() throws Exception {
+        String manifestPath = path("manifest.json");
+        String shape = manifestPath + ": field adapter.general must be {\"file\": \"adapter-general.txt\", \"messages\": "
+                + "<a positive count>}, not ";
+        Object[][] fields = {
+            {new JSONObject().put("file", "general.txt").put("messages", 10), "{\"file\": \"general.txt\", \"messages\": 10}"},
+            {new JSONObject().put("file", GENERAL).put("messages", 0), "{\"file\": \"adapter-general.txt\", \"messages\": 0}"},
+            {new JSONObject().put("file", GENERAL).put("messages", "10"), "{\"file\": \"adapter-general.txt\", \"messages\": \"10\"}"},
+            {"10.0", "{\"file\": \"adapter-general.txt\", \"messages\": 10.0}"},  // written as text: org.json writes 10.0 as 10
+            {new JSONObject().put("file", GENERAL), "{\"file\": \"adapter-general.txt\"}"},
+            {new JSONObject().put("file", GENERAL).put("messages", 10).put("sha256", "x"),
+                "{\"file\": \"adapter-general.txt\", \"messages\": 10, \"sha256\": \"x\"}"},
+            {new JSONArray().put(GENERAL).put(10), "[\"adapter-general.txt\", 10]"},
+            {JSONObject.NULL, "null"},
+            {true, "true"},
+        };
+        for (Object[] c : fields) {
+            useGeneralBundle();
+            String edited = manifest().put("adapter", manifest().getJSONObject("adapter").put("general", c[0].equals("10.0")
+                    ? new JSONObject().put("file", GENERAL).put("messages", "TEN") : c[0])).toString();
+            write("manifest.json", edited.replace("\"TEN\"", "10.0").getBytes(Bytes.UTF8));
+            String shown = (String) c[1];
+            assertEquals(shape + (shown.length() <= 60 ? shown : shown.substring(0, 57) + "..."), failure());
+        }
+        // the block names the file if and only if files lists it
+        useGeneralBundle();
+        JSONObject manifest = manifest();
+        manifest.getJSONObject("adapter").remove("general");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(manifestPath + ": field adapter.general is missing, but files lists adapter-general.txt", failure());
+        useGeneralBundle();
+        manifest = manifest();
+        manifest.getJSONObject("files").remove(GENERAL);
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(manifestPath + ": field files.adapter-general.txt is missing, but the adapter block names it", failure());
+        useGeneralBundle();
+        manifest = manifest();
+        manifest.getJSONObject("files").getJSONObject(GENERAL).remove("sha256");
+        write("manifest.json", manifest.toString().getBytes(Bytes.UTF8));
+        assertEquals(manifestPath + ": field files.adapter-general.txt.sha256 is missing", failure());
+        // the file: missing, tampered with, another count, not UTF-8
+        useGeneralBundle();
+        assertTrue(new File(dir, GENERAL).delete());
+        assertEquals(path(GENERAL) + ": missing from the bundle", failure());
+        useGeneralBundle();
+        byte[] data = read(GENERAL);
+        data[3] ^= 1;
+        write(GENERAL, data);
+        assertEquals(path(GENERAL) + ": sha256 does not match manifest.json (tampered or corrupt)", failure());
+        useGeneralBundle();
+        String text = new String(read(GENERAL), Bytes.UTF8);
+        rewrite(GENERAL, text.substring(text.indexOf('\n') + 1).getBytes(Bytes.UTF8));  // re-signed, a line short
+        assertEquals(path(GENERAL) + ": 9 messages, but manifest.json field adapter.general.messages is 10", failure());
+        useGeneralBundle();
+        rewrite(GENERAL, (text + "one more\n").getBytes(Bytes.UTF8));
+        assertEquals(path(GENERAL) + ": 11 messages, but manifest.json field adapter.general.messages is 10", failure());
+        useGeneralBundle();
+        StringBuilder many = new StringBuilder();
+        for (int i = 0; i < 1234; i++) many.append("line ").append(i).append('\n');
+        rewrite(GENERAL, many.toString().getBytes(Bytes.UTF8));
+        assertEquals(path(GENERAL) + ": 1,234 messages, but manifest.json field adapter.general.messages is 10", failure());
+        useGeneralBundle();
+        byte[] bad = "see you\nat th\u00e9 station\n".getBytes(Bytes.UTF8);
+        bad[13] = (byte) 0xE9;  // the é's first byte, alone: "at th" then a Latin-1 é
+        bad[14] = (byte) ' ';
+        general(bad, 2);
+        assertEquals(path(GENERAL) + ": not UTF-8 (byte 13)", failure());
     }
 }

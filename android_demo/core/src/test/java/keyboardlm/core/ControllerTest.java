@@ -41,10 +41,7 @@ class ControllerTest {
 
     @BeforeEach
     void copyBundle() throws Exception {
-        File source = Fixtures.path("kblm.bundle");
-        for (String name : new String[] {"model.tflite", "vocab.txt", "vocab.json", "manifest.json"}) {
-            write(name, Bytes.readAll(new FileInputStream(new File(source, name))));
-        }
+        Fixtures.copyBundle(Fixtures.path("kblm.bundle"), dir);
         bundle = Bundle.load(BundleFiles.directory(dir));
     }
 

@@ -26,6 +26,22 @@ final class Fixtures {
         return file;
     }
 
+    /**
+     * Copies every file of the bundle directory {@code source} into {@code target} (made if need
+     * be): the optional ones too (lexicon.tsv.gz, adapter-general.txt), which the manifest lists.
+     */
+    static void copyBundle(File source, File target) throws IOException {
+        if (!target.isDirectory() && !target.mkdirs()) throw new IOException(target + ": cannot make the folder");
+        File[] files = source.listFiles();
+        if (files == null) throw new IOException(source + ": not a folder");
+        for (File file : files) {
+            if (!file.isFile()) continue;
+            try (java.io.FileOutputStream out = new java.io.FileOutputStream(new File(target, file.getName()))) {
+                out.write(Bytes.readAll(new FileInputStream(file)));
+            }
+        }
+    }
+
     static JSONObject json(File file) throws IOException, JSONException {
         return new JSONObject(new String(Bytes.readAll(new FileInputStream(file)), Bytes.UTF8));
     }

@@ -385,4 +385,87 @@ class NightlyAdaptationTest {
             assertNull(NightlyAdaptation.load(adapterFile, bundle, null), "no warning sink: still null, no crash");
         }
     }
+
+    // -- the forgetting guard (§18.3): the bundle's general sample ---------------------------------
+
+    /** The fixture's bundle with a general sample of its own (make_adapter_fixture.py's bundle-general). */
+    private File generalBundle() {
+        return new File(fixture, "bundle-general");
+    }
+
+    @Test
+    void theBundlesGeneralSampleGuardsTheRun() throws Exception {
+        write(adapterFile, previous);
+        Bundle general = Bundle.load(BundleFiles.directory(generalBundle()));
+        assertEquals(10, general.adapterGeneralMessages().size());
+        Trainers trainers = new Trainers();
+        NightlyAdaptation.Report report = new NightlyAdaptation(adapterFile, trainers)
+                .run(BundleFiles.directory(generalBundle()), user(), false, true, NOW, TrainingSchedule.NEVER);
+        assertEquals(NightlyAdaptation.Status.WRITTEN, report.status, report.toString());
+        AdapterTraining.Result result = report.result;
+        // the fixture's sample is partly outside the vocabulary: the toy user's adapter forgets too much
+        // of it at full strength, and ships blended
+        assertNotNull(result.guard, result.message);
+        assertTrue(result.blend > 0 && result.blend < 1, result.message);
+        assertTrue(report.message.contains("; forgetting guard: its general loss rose "), report.message);
+        // the step fed the loop the bundle's general messages, encoded as the user's are
+        Tokenizer tokenizer = Tokenizer.standard();
+        AdapterTraining.Result direct = AdapterTraining.forBundle(general, AdapterTraining.Options.DEFAULT).run(new Counted(general),
+                AdapterTraining.encode(user().messages(), general.vocabulary, tokenizer),
+                AdapterTraining.encode(general.adapterGeneralMessages(), general.vocabulary, tokenizer));
+        assertEquals(direct.figures().toString(), result.figures().toString());
+        assertEquals(direct.baseGeneralLoss, result.baseGeneralLoss);
+        // the file written is the blend, and its header records the guard's figures
+        Adapter loaded = Adapter.load(adapterFile, general);
+        for (int i = 0; i < 3; i++) assertArrayEquals(result.adapter.arrays()[i], loaded.arrays()[i], Adapter.ARRAYS[i]);
+        JSONObject guard = loaded.training.getJSONObject("guard");
+        assertEquals(result.blend, guard.getDouble("blend"));
+        assertEquals(result.baseGeneralLoss, guard.getDouble("base_general_loss"));
+        assertEquals(result.generalLoss, guard.getDouble("general_loss"));
+        assertEquals(AdapterTraining.MAX_FORGETTING, guard.getDouble("limit"));
+        assertTrue(guard.getDouble("rise") <= AdapterTraining.MAX_FORGETTING, guard.toString());
+        // the same step on the bundle without a sample (the fixture's): no guard
+        NightlyAdaptation.Report plain = new NightlyAdaptation(adapterFile, new Trainers())
+                .run(files, user(), false, true, NOW, TrainingSchedule.NEVER);
+        assertEquals(NightlyAdaptation.Status.WRITTEN, plain.status, plain.toString());
+        assertNull(plain.result.guard);
+        assertTrue(Double.isNaN(plain.result.baseGeneralLoss));
+        assertFalse(Adapter.load(adapterFile, bundle).training.has("guard"));
+    }
+
+    @Test
+    void anAdapterThatForgotTooMuchKeepsThePreviousFile() throws Exception {
+        // a general sample all outside the vocabulary, and no rise allowed: no blend is within the limit
+        File copy = new File(dir, "bundle");
+        Fixtures.copyBundle(generalBundle(), copy);
+        byte[] text = "quokka wombat zebu\nparliament adjourned noon\nriver flooded valley\naunt bakes bread\n".getBytes(Bytes.UTF8);
+        write(new File(copy, Bundle.GENERAL_FILE), text);
+        JSONObject manifest = Fixtures.json(new File(copy, "manifest.json"));
+        manifest.getJSONObject("files").getJSONObject(Bundle.GENERAL_FILE).put("sha256", Bytes.sha256(text)).put("bytes", text.length);
+        manifest.getJSONObject("adapter").getJSONObject("general").put("messages", 4);
+        write(new File(copy, "manifest.json"), manifest.toString(2).getBytes(Bytes.UTF8));
+        for (boolean hadOne : new boolean[] {true, false}) {
+            if (hadOne) write(adapterFile, previous);
+            else assertTrue(adapterFile.delete());
+            CommittedText committed = user();
+            Trainers trainers = new Trainers();
+            NightlyAdaptation.Report report = new NightlyAdaptation(adapterFile, trainers,
+                    AdapterTraining.Options.DEFAULT.withMaxForgetting(0)).run(BundleFiles.directory(copy), committed, false, true, NOW,
+                    TrainingSchedule.NEVER);
+            assertEquals(NightlyAdaptation.Status.KEPT, report.status, report.toString());
+            assertEquals(AdapterTraining.Outcome.FORGOT, report.outcome());
+            assertTrue(report.message.startsWith("it forgot too much general text (its general loss rose ")
+                    && report.message.endsWith(", and still more than 0.0% at 0.03125 of it); the previous adapter stays"), report.message);
+            assertEquals(report.result.message, report.message);
+            assertNull(report.result.adapter);
+            assertTrue(report.ran(), "the run counts");
+            assertFalse(report.written());
+            assertEquals(NOW, report.lastRunMillis);
+            assertEquals(0, committed.newWords());
+            assertEquals(1, trainers.only().closed);
+            if (hadOne) assertArrayEquals(previous, read(adapterFile), "the previous adapter, byte for byte");
+            else assertFalse(adapterFile.exists(), "no adapter is written");
+            assertEquals(hadOne ? Arrays.asList(NightlyAdaptation.FILE, "bundle") : Collections.singletonList("bundle"), names(dir));
+        }
+    }
 }
