@@ -3,7 +3,6 @@ package keyboardlm.core;
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.FileNotFoundException;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -220,18 +219,7 @@ public final class Adapter {
      * naming the file and the array: such a file would not load.
      */
     public void save(File path) throws IOException {
-        byte[] data = toBytes(path.getPath());
-        File parent = path.getAbsoluteFile().getParentFile();
-        File temp = File.createTempFile("." + path.getName() + ".", ".tmp", parent);
-        try {
-            try (FileOutputStream out = new FileOutputStream(temp)) {
-                out.write(data);
-                out.getFD().sync();
-            }
-            if (!temp.renameTo(path)) throw new IOException(path + ": could not replace it with " + temp);
-        } finally {
-            if (temp.exists() && !temp.delete()) temp.deleteOnExit();
-        }
+        Bytes.writeAtomically(path, toBytes(path.getPath()));
     }
 
     /** The file's bytes ({@code source} names the file in an error). */

@@ -1,6 +1,8 @@
 package keyboardlm.core;
 
 import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.Charset;
@@ -12,6 +14,20 @@ public final class Bytes {
     public static final Charset UTF8 = Charset.forName("UTF-8");
 
     private Bytes() {}
+
+    /** {@code data} to {@code path}: written whole to a temporary file beside it, synced, then renamed over it. */
+    public static void writeAtomically(File path, byte[] data) throws IOException {
+        File temp = File.createTempFile("." + path.getName() + ".", ".tmp", path.getAbsoluteFile().getParentFile());
+        try {
+            try (FileOutputStream out = new FileOutputStream(temp)) {
+                out.write(data);
+                out.getFD().sync();
+            }
+            if (!temp.renameTo(path)) throw new IOException(path + ": could not replace it with " + temp);
+        } finally {
+            if (temp.exists() && !temp.delete()) temp.deleteOnExit();
+        }
+    }
 
     /** Every byte of {@code in}, which is closed (InputStream.readAllBytes needs Android 13). */
     public static byte[] readAll(InputStream in) throws IOException {

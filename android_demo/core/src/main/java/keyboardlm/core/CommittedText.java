@@ -2,7 +2,6 @@ package keyboardlm.core;
 
 import java.io.File;
 import java.io.FileInputStream;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CodingErrorAction;
@@ -157,26 +156,12 @@ public final class CommittedText {
                     throw new IOException(path + ": " + e.getMessage(), e);
                 }
             }
-            write(path, data);
+            Bytes.writeAtomically(path, data);
             synchronized (this) {
                 savedAt = path;
                 savedChanges = version;
             }
             return true;
-        }
-    }
-
-    /** {@code data} to {@code path}: written whole beside it, then renamed over it. */
-    private static void write(File path, byte[] data) throws IOException {
-        File temp = File.createTempFile("." + path.getName() + ".", ".tmp", path.getAbsoluteFile().getParentFile());
-        try {
-            try (FileOutputStream out = new FileOutputStream(temp)) {
-                out.write(data);
-                out.getFD().sync();
-            }
-            if (!temp.renameTo(path)) throw new IOException(path + ": could not replace it with " + temp);
-        } finally {
-            if (temp.exists() && !temp.delete()) temp.deleteOnExit();
         }
     }
 

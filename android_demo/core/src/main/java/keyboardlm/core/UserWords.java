@@ -2,7 +2,6 @@ package keyboardlm.core;
 
 import java.io.File;
 import java.io.FileInputStream;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -320,17 +319,7 @@ public final class UserWords {
 
     /** Writes the file atomically (a temporary beside it, then a rename). */
     public void save(File path) throws IOException {
-        File parent = path.getAbsoluteFile().getParentFile();
-        File temp = File.createTempFile("." + path.getName() + ".", ".tmp", parent);
-        try {
-            try (FileOutputStream out = new FileOutputStream(temp)) {
-                out.write(toJsonText().getBytes(Bytes.UTF8));
-                out.getFD().sync();
-            }
-            if (!temp.renameTo(path)) throw new IOException(path + ": could not replace it with " + temp);
-        } finally {
-            if (temp.exists() && !temp.delete()) temp.deleteOnExit();
-        }
+        Bytes.writeAtomically(path, toJsonText().getBytes(Bytes.UTF8));
     }
 
     /** Where the user's words are saved beside a personal cache: cache.json -> cache.words.json. */
