@@ -188,12 +188,13 @@ def is_empty_directory(path):
 def check_output(path, kind, overwrite=False, flag="--overwrite"):
     """Refuses, in one line, an existing ``path`` that is not this kind of keyboard-lm output.
 
-    ``kind`` is a name of ``OUTPUT_KINDS``: a check that the existing path is the same
+    ``kind`` is a name of ``OUTPUT_KINDS``, or a (what it is, check, a directory?) triple of
+    the same shape from the package that owns the format (bundles: keyboard_lm.phone.bundle): a check that the existing path is the same
     command's own earlier output (then it may be replaced, as re-running a command does). A
     missing path or an empty directory is fine; anything else needs ``overwrite`` (the
     command's ``--overwrite`` flag). Also checks that the path can be written at all."""
     path = Path(path)
-    description, is_own, wants_dir = OUTPUT_KINDS[kind]
+    description, is_own, wants_dir = OUTPUT_KINDS[kind] if isinstance(kind, str) else kind
     if path.exists() or path.is_symlink():
         if path.is_dir() != wants_dir and not (wants_dir and is_empty_directory(path)):
             raise KblmError(f"{path}: is {'a file, not a directory' if wants_dir else 'a directory, not a file'}; "
@@ -237,30 +238,6 @@ def _is_vocabulary(path):
         not (path.parent / "config.json").exists()
 
 
-def _is_bundle(path):
-    import json
-
-    path = Path(path)
-    if not _only(path, ("model.tflite", "vocab.txt", "vocab.json", "manifest.json")):
-        return False
-    try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "format_version" in manifest
-
-
-def _is_bundle_zip(path):
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return "manifest.json" in names and names <= {"model.tflite", "vocab.txt", "vocab.json", "manifest.json"}
-
-
 def _is_personalized_run(path):
     import json
 
@@ -287,8 +264,6 @@ OUTPUT_KINDS = {  # kind: (what it is, "is this the command's own earlier output
     "json": ("JSON report", _is_json, False),
     "png": ("PNG image", _is_png, False),
     "vocabulary": ("vocabulary directory", _is_vocabulary, True),
-    "bundle": ("bundle directory", _is_bundle, True),
-    "bundle_zip": ("bundle .zip", _is_bundle_zip, False),
     "personalized_run": ("personalized run directory", _is_personalized_run, True),
     "personalization_batch": ("directory of personalized runs", _is_personalization_batch, True),
     "adapter": ("personal adapter", _is_adapter, False),

@@ -297,12 +297,13 @@ def cmd_evaluate(args):
 def cmd_export(args):
     from export.bundle import zip_path
     from export.exporter import export_run
+    from keyboard_lm.phone.bundle import BUNDLE_OUTPUT, BUNDLE_ZIP_OUTPUT
 
     if args.out.resolve() == args.run.resolve() or args.run.resolve() in args.out.resolve().parents:
         raise KblmError(f"{args.out}: is inside the run {args.run}; write the bundle somewhere else")
-    _check_output(args.out, "bundle", args)
+    _check_output(args.out, BUNDLE_OUTPUT, args)
     if args.zip:
-        _check_output(zip_path(args.out), "bundle_zip", args)
+        _check_output(zip_path(args.out), BUNDLE_ZIP_OUTPUT, args)
     manifest = export_run(args.run, args.quantize, args.out, args.zip, args.force, args.tolerance,
                           args.sample_messages, args.cache_dir, strip_size=args.strip_size,
                           lexicon=args.lexicon, lexicon_size=args.lexicon_size, adapter_rank=args.adapter_rank,

@@ -46,6 +46,32 @@ BUNDLE_NAMES = (*FILES, *OPTIONAL_FILES, "manifest.json")
 CHUNK = 1 << 20
 
 
+def _made_by_export(path):
+    """True for a directory ``kblm export`` wrote: only bundle files, a manifest with a version."""
+    path = Path(path)
+    if not {entry.name for entry in path.iterdir()} <= set(BUNDLE_NAMES):
+        return False
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "format_version" in manifest
+
+
+def _zip_made_by_export(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except _zip_errors():
+        return False
+    return "manifest.json" in names and names <= set(BUNDLE_NAMES)
+
+
+# data_pipeline.textio.check_output kinds: may a command replace what is at the path?
+BUNDLE_OUTPUT = ("bundle directory", _made_by_export, True)
+BUNDLE_ZIP_OUTPUT = ("bundle .zip", _zip_made_by_export, False)
+
+
 def _zip_errors():
     """What reading a corrupt zip raises (bad headers, CRC, truncated or garbled streams)."""
     import lzma
@@ -332,17 +358,17 @@ def check_manifest(manifest, where):
     adapter = manifest.get("adapter")
     if adapter is not None:
         check_adapter_block(adapter, size, fields)
-    if adapter is not None and "general" in adapter:
-        if GENERAL_FILE not in files:
-            raise fields.error(f"files.{GENERAL_FILE}", "is missing, but the adapter block names it")
-    elif GENERAL_FILE in files:
-        raise fields.error("adapter.general", f"is missing, but files lists {GENERAL_FILE}")
     inputs, outputs = signature_tensors([(s["name"], s["size"]) for s in states], size, adapter)
     for key, expected in (("inputs", inputs), ("outputs", outputs)):
         listed = fields.need(signature, key, f"signature.{key}", lambda v: isinstance(v, list), "a list of tensors")
         if listed != expected:
             raise fields.error(f"signature.{key}", "disagrees with signature.states and vocabulary_size (expected "
                                + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in expected) + ")")
+    if adapter is not None and "general" in adapter:
+        if GENERAL_FILE not in files:
+            raise fields.error(f"files.{GENERAL_FILE}", "is missing, but the adapter block names it")
+    elif GENERAL_FILE in files:
+        raise fields.error("adapter.general", f"is missing, but files lists {GENERAL_FILE}")
 
     fields.need(manifest, "quantization", "quantization", lambda v: isinstance(v, str) and v, "a mode name")
     tokenizer = fields.need(manifest, "tokenizer", "tokenizer", lambda v: isinstance(v, dict),

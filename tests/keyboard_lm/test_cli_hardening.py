@@ -129,7 +129,26 @@ def test_export_replaces_its_own_bundle_and_overwrite_replaces_anything(toy_run,
     folder.mkdir()
     (folder / "notes.txt").write_text("hi\n")
     assert main(args[:-1] + [str(folder), "--overwrite"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.tflite", "vocab.json", "vocab.txt"]
+    listed = json.loads((folder / "manifest.json").read_text())["files"]
+    assert "adapter-general.txt" in listed  # an optional file: the re-run above replaced a bundle holding it
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*listed, "manifest.json"])
+
+
+def test_a_bundle_holding_every_optional_file_is_exports_own(tmp_path):
+    from data_pipeline.errors import KblmError
+    from keyboard_lm.phone.bundle import BUNDLE_NAMES, BUNDLE_OUTPUT, BUNDLE_ZIP_OUTPUT
+
+    directory = tmp_path / "bundle"
+    directory.mkdir()
+    for name in BUNDLE_NAMES:
+        (directory / name).write_text('{"format_version": 1}' if name == "manifest.json" else "x")
+    check_output(directory, BUNDLE_OUTPUT)
+    archive = tmp_path / "bundle.zip"
+    shutil.make_archive(str(archive.with_suffix("")), "zip", directory)
+    check_output(archive, BUNDLE_ZIP_OUTPUT)
+    (directory / "notes.txt").write_text("mine\n")
+    with pytest.raises(KblmError, match="--overwrite"):
+        check_output(directory, BUNDLE_OUTPUT)
 
 
 def test_personalize_refuses_an_out_it_did_not_make(toy_run, tmp_path, user_file, capsys):
