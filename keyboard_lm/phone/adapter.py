@@ -295,7 +295,9 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
     base_general = run(general_windows, zeros, 0.0, record=True)[0] if general_windows else None
     params = initial_adapter(trainer.shapes, options.seed)
     best, best_loss, moments, epochs, reason = None, base_held, None, [], None
-    for epoch in range(1, options.epochs + 1):  # epoch 1 records the training windows' start states
+    broken = [f"{what} loss is {loss}" for what, loss in (("held-out", base_held), ("general", base_general))
+              if loss is not None and not math.isfinite(loss)]
+    for epoch in range(1, 0 if broken else options.epochs + 1):  # epoch 1 records the training windows' start states
         train_loss, candidate, moments = run(train_windows, params, options.learning_rate, moments,
                                              record=epoch == 1)
         held = run(held_windows, stored(candidate), 0.0)[0] if math.isfinite(train_loss) else float("nan")
@@ -309,7 +311,9 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
             break
         best, best_loss = stored(candidate), held
     shipped = best is not None
-    if not shipped:
+    if broken:  # a model that cannot score the text cannot be adapted (the Java loop: DIVERGED)
+        reason = f"the base model's {broken[0]}; nothing trained"
+    elif not shipped:
         reason = (f"the adapter's held-out loss never went below the base's ({base_held:.4f}); "
                   "no adapter written" + (f" ({reason})" if reason else ""))
     guard = None

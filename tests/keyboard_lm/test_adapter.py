@@ -421,13 +421,13 @@ def test_a_worse_adapter_keeps_the_previous_one(adapter_bundle, trained, tmp_pat
     assert "no adapter" in result.stdout and previous.read_bytes() == out.read_bytes()
 
 
-def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
-    """A trainer whose second epoch returns NaN: the first epoch's adapter ships."""
-    bundle = load_bundle(adapter_bundle)
+def faulty(bundle, bad, loss):
+    """Makes ``bundle.trainer()`` the real LiteRT trainer, except that the n-th train call
+    (counting from 1) returns ``loss`` where ``bad(n)``."""
     real = bundle.trainer()
-    calls = {"n": 0}
+    calls = [0]
 
-    class Diverging:
+    class Faulty:
         window, shapes, layout = real.window, real.shapes, real.layout
 
         def zeros(self):
@@ -435,18 +435,38 @@ def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
 
         def train(self, *args):
             out = real.train(*args)
-            calls["n"] += 1
-            return (float("nan"), *out[1:]) if calls["n"] > limit else out
+            calls[0] += 1
+            return (loss, *out[1:]) if bad(calls[0]) else out
 
+    bundle.trainer = lambda num_threads=1: Faulty()
+
+
+def test_a_diverging_epoch_is_thrown_away(adapter_bundle, tmp_path):
+    """A trainer whose second epoch returns NaN: the first epoch's adapter ships."""
+    bundle = load_bundle(adapter_bundle)
     texts = user_text(tmp_path / "u.txt").read_text().splitlines()
     clean = adapt(bundle, texts, AdaptOptions(epochs=1, max_forgetting=None))
     limit = clean["windows"] + clean["held_out_windows"]  # pass 0 (held-out) and epoch 1 are clean; epoch 2 is not
-    bundle.trainer = lambda num_threads=1: Diverging()
+    faulty(bundle, lambda call: call > limit, float("nan"))
     result = adapt(bundle, texts, AdaptOptions(epochs=3, max_forgetting=None))
     assert result["shipped"] and "diverged" in result["reason"]
     assert len(result["epochs"]) == 2 and result["held_out_loss"] == result["epochs"][0]["held_out_loss"]
     with pytest.raises(TooShort):
         adapt(bundle, texts[:5])
+
+
+@pytest.mark.parametrize("broken", ["held-out", "general"])
+def test_a_base_that_cannot_score_the_text_trains_nothing(adapter_bundle, tmp_path, broken):
+    """A non-finite loss from the base itself (pass 0 on the held-out part, or on the general
+    sample): nothing is trained or shipped, and the reason names it (Java: DIVERGED)."""
+    bundle = load_bundle(adapter_bundle)
+    assert bundle.general_messages
+    texts = user_text(tmp_path / "u.txt").read_text().splitlines()
+    held = adapt(bundle, texts, AdaptOptions(epochs=1))["held_out_windows"]  # pass 0, then the general sample
+    faulty(bundle, (lambda call: call <= held) if broken == "held-out" else (lambda call: call > held), float("inf"))
+    result = adapt(bundle, texts, AdaptOptions(epochs=3))
+    assert not result["shipped"] and result["epochs"] == [] and result["arrays"] is None
+    assert result["reason"] == f"the base model's {broken} loss is nan; nothing trained"  # (run() reports nan)
 
 
 def test_kblm_export_and_export_run_give_the_same_default_rank(adapter_bundle):
