@@ -36,6 +36,8 @@ CASES = [
     ("adapt", "an adapter that does not beat the base: not written, the previous one kept",
      "test_a_worse_adapter_keeps_the_previous_one"),
     ("adapt", "a diverging run (non-finite loss): the epoch is thrown away", "test_a_diverging_epoch_is_thrown_away"),
+    ("adapt", "a base model whose held-out or general loss is not finite: nothing trained, nothing written",
+     "test_a_base_that_cannot_score_the_text_trains_nothing"),
     ("adapt", "an adapter that raises the general loss past --max-forgetting at any strength: not written",
      "test_the_bundle_carries_a_general_sample_and_adapt_guards_with_it"),
     ("suggest / type / simulate", "--adapter of another bundle: one warning line, the base runs on",
