@@ -10,10 +10,11 @@ are what benchmarks/personalization_small.py measures the chosen defaults on, an
 of the user's own text would be 200 words at 2,000 (top-3 within ±7% relative). The general
 loss change (nlp-corpus test, first 1,000 sentences) is the guard's.
 
-Run: ``python benchmarks/personalization_sizes.py [--part 0/2]`` (``--part i/n``: this
-process takes every n-th run; run the parts side by side, one thread each; resumable).
-``--summary-only`` writes benchmarks/results/personalization_sizes.{json,md} from the
-finished runs.
+Run: ``python benchmarks/personalization_sizes.py [--part 0/2] [--sizes ...] [--settings ...]``
+(``--part i/n``: this process takes every n-th of the chosen runs; run the parts side by side,
+one thread each; about 35 minutes on 2 cores. Resumable: finished runs are read, not redone).
+Every finished run goes into benchmarks/results/personalization_sizes.{json,md};
+``--summary-only`` just writes them.
 """
 import argparse
 import json
@@ -85,8 +86,8 @@ def run_one(setting, category, size, files, general, threads, may_run=True):
     return row
 
 
-def jobs():
-    return [(setting, category, size) for size in SIZES for category in CATEGORIES for setting in SETTINGS]
+def jobs(sizes=SIZES, settings=tuple(SETTINGS)):
+    return [(setting, category, size) for size in sizes for category in CATEGORIES for setting in settings]
 
 
 def summarize(rows):
@@ -129,15 +130,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", default="0/1", help="i/n: run every n-th job starting at i")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=SIZES, help="user sizes to run")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="settings to run (the summary reads every finished run)")
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args(argv)
     index, count = (int(x) for x in args.part.split("/"))
     general = write_lines(OUT / "general.txt", load_corpus("nlp-corpus").splits["test"][:GENERAL_SENTENCES])
     files = user_files()
-    rows = []
-    for i, (setting, category, size) in enumerate(jobs()):
-        mine = not args.summary_only and i % count == index
-        rows.append(run_one(setting, category, size, files, general, args.threads, may_run=mine))
+    chosen = jobs(args.sizes, args.settings)
+    mine = set() if args.summary_only else {job for i, job in enumerate(chosen) if i % count == index}
+    rows = [run_one(*job, files, general, args.threads, may_run=job in mine) for job in jobs()]
     print(summarize([row for row in rows if row is not None]))
 
 
