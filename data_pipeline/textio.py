@@ -188,9 +188,10 @@ def is_empty_directory(path):
 def check_output(path, kind, overwrite=False, flag="--overwrite"):
     """Refuses, in one line, an existing ``path`` that is not this kind of keyboard-lm output.
 
-    ``kind`` is a name of ``OUTPUT_KINDS``, or a (what it is, check, a directory?) triple of
-    the same shape from the package that owns the format (bundles: keyboard_lm.phone.bundle): a check that the existing path is the same
-    command's own earlier output (then it may be replaced, as re-running a command does). A
+    ``kind`` is a name of ``OUTPUT_KINDS``, or a triple of the same shape from the package
+    that owns the format (bundles: keyboard_lm.phone.bundle.BUNDLE_OUTPUT); its check tells
+    whether the existing path is the same command's own earlier output (then it may be
+    replaced, as re-running a command does). A
     missing path or an empty directory is fine; anything else needs ``overwrite`` (the
     command's ``--overwrite`` flag). Also checks that the path can be written at all."""
     path = Path(path)
