@@ -5,9 +5,9 @@ same vocabularies (Brown: Bengio et al.'s rule, case kept; nlp-corpus: the defau
 words), it counts the words the strip can never show without a lexicon (outside the
 vocabulary), those still out of reach with the training-text lexicon and with wordfreq's
 100,000 words added, and what is left among them: numbers, hyphenated compounds, others. The
-ceiling is an oracle's: every word outside the vocabulary offered, and tapped, as soon as its
-first letter is typed (one letter and one tap instead of the whole word and its space). No
-lexicon can save more keystrokes than that, so it bounds the KSR gain a lexicon can bring.
+two ceilings are an oracle's: every word outside the vocabulary offered and tapped before its
+first letter (one tap instead of the whole word and its space: no lexicon can save more), or
+once its first letter is typed (the most a completion can save).
 
 Run: ``python benchmarks/lexicon_ceiling.py`` (about two minutes; needs ``wordfreq``, the
 ``lexicon`` extra). Writes benchmarks/results/lexicon_ceiling.{json,md}.
@@ -25,12 +25,12 @@ WORDFREQ_WORDS = 100_000
 
 
 def vocabulary(corpus_name, corpus):
-    from data_pipeline.tokenization import TokenizerOptions
-    from data_pipeline.vocab import VocabularyOptions, build_vocabulary
+    """The vocabulary benchmarks/cells.py trains the keystroke table's models with."""
+    from benchmarks.cells import corpus_spec
+    from data_pipeline.vocab import build_vocabulary
 
-    if corpus_name == "brown":  # benchmarks/cells.py's Brown protocol
-        return build_vocabulary(corpus, VocabularyOptions.bengio(), TokenizerOptions(lowercase=False), progress=False)
-    return build_vocabulary(corpus, VocabularyOptions(), TokenizerOptions(), progress=False)
+    spec = corpus_spec(corpus_name)
+    return build_vocabulary(corpus, spec["vocab"], spec["tokenizer"], progress=False)
 
 
 def kind(word):

@@ -47,17 +47,20 @@ def slug(name):
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
 
 
+def user_name(category, size):
+    return f"{category}-{size // 1000}k"  # benchmarks/personalization_small.py's users() names
+
+
 def user_files():
-    """{(category, size): (user text file, dev text file)}."""
+    """{user name: (user text file, dev text file)}."""
     from benchmarks.personalization import spread
     from benchmarks.personalization_ondevice import other_authors
     from benchmarks.personalization_small import MODEL_SENTENCES, users
 
     made = {name: texts for name, texts in users(SIZES).items() if name.split("-")[0] in CATEGORIES}
     others = other_authors(made)
-    return {(name.split("-")[0], int(name.split("-")[1][:-1]) * 1000):
-            (write_lines(OUT / "users" / f"{name}.txt", first),
-             write_lines(OUT / "dev" / f"{name}.txt", spread(others[name], MODEL_SENTENCES)))
+    return {name: (write_lines(OUT / "users" / f"{name}.txt", first),
+                   write_lines(OUT / "dev" / f"{name}.txt", spread(others[name], MODEL_SENTENCES)))
             for name, (first, _) in made.items()}
 
 
@@ -65,10 +68,11 @@ def run_one(setting, category, size, files, general, threads, may_run=True):
     """The run's row (None when it is not finished and ``may_run`` is false)."""
     from keyboard_lm.personalize import PersonalizeOptions, finished, personalize
 
-    run = OUT / slug(setting) / f"{category}-{size // 1000}k"
+    name = user_name(category, size)
+    run = OUT / slug(setting) / name
     options = PersonalizeOptions(**SETTINGS[setting], general_limit=GENERAL_SENTENCES, ksr_limit=0,
                                  quantize=None, threads=threads)
-    user, dev = files[category, size]
+    user, dev = files[name]
     if finished(run, BASE, options):
         report = json.loads((run / "report.json").read_text())
     elif not may_run:
@@ -77,7 +81,7 @@ def run_one(setting, category, size, files, general, threads, may_run=True):
         report = personalize(BASE, str(user), run, options, eval_texts=str(dev), general=str(general),
                              progress=False)
     before, after = report["before"], report["after"]
-    row = {"setting": setting, "user": f"{category}-{size // 1000}k", "size": size, "words": report["words"],
+    row = {"setting": setting, "user": name, "size": size, "words": report["words"],
            "dev_gain": 100 * (after["eval"]["top3"] / before["eval"]["top3"] - 1),
            "general_loss": 100 * (after["general"]["loss"] / before["general"]["loss"] - 1),
            "shipped": report["forgetting_guard"]["shipped"], "best_epoch": report["best_epoch"],

@@ -297,7 +297,8 @@ def adapt(bundle, messages, options=AdaptOptions(), progress=None, num_threads=1
     best, best_loss, moments, epochs, reason = None, base_held, None, [], None
     broken = [f"{what} loss is {loss}" for what, loss in (("held-out", base_held), ("general", base_general))
               if loss is not None and not math.isfinite(loss)]
-    for epoch in range(1, 0 if broken else options.epochs + 1):  # epoch 1 records the training windows' start states
+    epochs_to_run = 0 if broken else options.epochs  # (a base that cannot score the text: nothing to train)
+    for epoch in range(1, epochs_to_run + 1):  # epoch 1 records the training windows' start states
         train_loss, candidate, moments = run(train_windows, params, options.learning_rate, moments,
                                              record=epoch == 1)
         held = run(held_windows, stored(candidate), 0.0)[0] if math.isfinite(train_loss) else float("nan")

@@ -134,7 +134,7 @@ def test_export_replaces_its_own_bundle_and_overwrite_replaces_anything(toy_run,
     assert sorted(p.name for p in folder.iterdir()) == sorted([*listed, "manifest.json"])
 
 
-def test_a_bundle_holding_every_optional_file_is_exports_own(tmp_path):
+def test_export_recognises_its_bundle_holding_every_optional_file(tmp_path):
     from data_pipeline.errors import KblmError
     from keyboard_lm.phone.bundle import BUNDLE_NAMES, BUNDLE_OUTPUT, BUNDLE_ZIP_OUTPUT
 
