@@ -290,20 +290,39 @@ class KeyboardEngine:
         return typed if typed and tokenization.tokenize(typed, self.options) == [self.prefix] else ""
 
     def strip(self):
-        """Up to ``strip_size`` distinct words: completions of the prefix (§4), else next words (§3)."""
+        """Up to ``strip_size`` distinct words: completions of the prefix (§4), else next words
+        (§3); a hyphenated prefix's remaining slots take compounds (§4.1)."""
         if self.private:
             return []
         key = tokenization.lowercase(self.prefix) if self.prefix else None
-        if self.prefix:
+        room = self.strip_size * 4 + len(self._passed)  # room for case duplicates
+        words, seen = [], set(self._passed)  # passed-over words are never re-offered
+        typed = self._typed_prefix()  # once per strip, not per candidate
+        self._fill(words, seen, key, room, self.prefix, typed, "")
+        if len(words) < self.strip_size:
+            compound = self._compound(typed)
+            if compound is not None:
+                head, tail, tail_typed = compound
+                shout = len(typed) > 1 and typed.isupper()  # all capitals typed: the compound too (§4.1)
+                self._fill(words, seen, tokenization.lowercase(tail), room, tail, tail_typed, head, shout)
+        if self.no_repeat:
+            self._shown = words
+        return words
+
+    def _fill(self, words, seen, key, room, prefix, typed, head, shout=False):
+        """Adds to ``words`` (up to the strip size) the best candidates completing ``key`` (None:
+        next words), ranked by §3/§16, each ``head`` + its displayed form (§5, §16) for the
+        prefix token ``prefix`` typed as ``typed`` (upper-cased if ``shout``), unless its
+        lowercase is in ``seen``."""
+        if key is not None:
             lo = bisect.bisect_left(self._keys, key)
             hi = bisect.bisect_left(self._keys, key + "\U0010ffff")
             candidates = self._key_ids[lo:hi]
         else:
             candidates = np.flatnonzero(self.suggestible)
-        room = self.strip_size * 4 + len(self._passed)  # room for case duplicates
         extra_ids, extra_scores, extra_words = self._extra_candidates(key, room)
         if len(candidates) == 0 and len(extra_ids) == 0:
-            return []
+            return
         ranking = self.scores()
         if len(candidates):
             scores = ranking[candidates]
@@ -319,22 +338,31 @@ class KeyboardEngine:
             ids = np.concatenate([best, extra_ids])
             order = np.lexsort((ids, -np.concatenate([ranking[best].astype(np.float64), extra_scores])))[:room]
             best = ids[order]
-        words, seen = [], set(self._passed)  # passed-over words are never re-offered
-        typed = self._typed_prefix()  # once per strip, not per candidate
         vocabulary_size = len(self.vocab)
         for token_id in best:
+            if len(words) == self.strip_size:
+                break
             if token_id < vocabulary_size:
-                word = self._display(self.vocab.tokens[token_id], typed)
+                word = head + self._display(self.vocab.tokens[token_id], typed, prefix)
             else:
-                word = self._display_extra(extra_words[token_id], typed)
+                word = head + self._display_extra(extra_words[token_id], typed, prefix)
+            if shout:
+                word = word.upper()
             if word.lower() not in seen:
                 seen.add(word.lower())
                 words.append(word)
-            if len(words) == self.strip_size:
-                break
-        if self.no_repeat:
-            self._shown = words
-        return words
+
+    def _compound(self, typed):
+        """(head, tail, typed tail) of a typed hyphenated prefix (§4.1): ``head`` the typed text
+        up to and including its last hyphen, ``tail`` the prefix token's part after its last
+        ``-``, typed as the rest; None unless that rest is non-empty and reads as ``tail``."""
+        cut = max(typed.rfind("-"), typed.rfind("\u2010"))
+        if cut < 0 or "-" not in self.prefix:
+            return None
+        tail, tail_typed = self.prefix[self.prefix.rfind("-") + 1:], typed[cut + 1:]
+        if not tail_typed or tokenization.tokenize(tail_typed, self.options) != [tail]:
+            return None
+        return typed[:cut + 1], tail, tail_typed
 
     def _extra_candidates(self, key, room):
         """(ids, scores, {id: word}) of the best ``room`` lexicon and user words completing
@@ -375,14 +403,21 @@ class KeyboardEngine:
 
     def reachable(self, word):
         """True if the strip could ever show ``word`` (one token: a suggestible vocabulary
-        word, a lexicon word or a learned user word), for ``kblm simulate``'s reachable words."""
+        word, a lexicon word or a learned user word, or a compound of such words joined by
+        ``-``, §4.1), for ``kblm simulate``'s reachable words."""
         tokens = tokenization.tokenize(word, self.options)
         if len(tokens) != 1:
             return False
-        token_id = self.vocab.id(tokens[0])
+        if self._reachable_token(tokens[0]):
+            return True
+        parts = tokens[0].split("-")  # a compound (§4.1): each part completes in its turn
+        return len(parts) > 1 and all(part and self._reachable_token(part) for part in parts)
+
+    def _reachable_token(self, token):
+        token_id = self.vocab.id(token)
         if token_id != UNK_ID:
             return bool(self.suggestible[token_id])
-        key = tokenization.lowercase(tokens[0])
+        key = tokenization.lowercase(token)
         return (self.lexicon is not None and key in self.lexicon) or \
             (self.user_words is not None and self.user_words.learned(key))
 
@@ -400,20 +435,20 @@ class KeyboardEngine:
     def sentence_initial(self):
         return self._fed[-1:] == [BOS_ID]
 
-    def _display_extra(self, word, typed):
+    def _display_extra(self, word, typed, prefix):
         """A lexicon or user word's shown form (§16): a word written with capitals where the
         prefix is typed keeps its own form; otherwise the typed prefix keeps its case, as §5."""
         if typed:
             if len(typed) > 1 and typed.isupper():
                 return word.upper()
-            head = word[:len(self.prefix)]
-            return typed + word[len(self.prefix):] if head == head.lower() else word
+            head = word[:len(prefix)]
+            return typed + word[len(prefix):] if head == head.lower() else word
         return word[:1].upper() + word[1:] if self.sentence_initial() else word
 
-    def _display(self, token, typed):
+    def _display(self, token, typed, prefix):
         """Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5)."""
         if typed:
-            rest = token[len(tokenization.lowercase(self.prefix)):]
+            rest = token[len(tokenization.lowercase(prefix)):]
             return typed + (rest.upper() if len(typed) > 1 and typed.isupper() else rest)
         if token == "i" or token.startswith("i'"):
             return "I" + token[1:]

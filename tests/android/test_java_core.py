@@ -73,6 +73,10 @@ LEXICON_TRACES = {
                                            "zebu zeb\x1bi saw a que\bo"),
     # the <unk> mass makes a lexicon word a next word (a strip of 10 reaches it on the toy model)
     "lexicon-next-word": (10, None, False, "see you at the z\bk\x1bthe train is late "),
+    # a hyphenated prefix's free slots take compounds (§4.1): vocabulary and lexicon parts, the
+    # typed case and all capitals, U+2010 typed as the hyphen, a tap, a compound typed in full
+    "lexicon-compound": (3, None, False, "see you at the train-s\t1\x1bi saw a Park-z\x1bTRAIN-S\b\bpa\x1b"
+                                         "the train\u2010s\t1i think x-ray-t\x1bsee the park-station \b\b\b"),
     # learned after 2 commits, offered from its first letter, tapped; backspace un-learns and the
     # retyped word learns again; a cursor jump (primed text), lexicon words and a private field
     # teach nothing; remove blocks, add brings it back; a restart from the saved file
@@ -292,6 +296,13 @@ def test_lexicon_traces_show_what_they_cover(traces, lexicon_traces):
     assert ["Quokka"] in strips["lexicon-completion"] and any(k["key"] == "TAP3" and k["text"].endswith(". stationmaster ")
                                                               for k in recorded["lexicon-completion"]["keystrokes"])
     assert any(k["prefix"] == "" and "Zanzibar" in k["strip"] for k in recorded["lexicon-next-word"]["keystrokes"])
+    compound = recorded["lexicon-compound"]["keystrokes"]
+    assert ["train-station", "train-soon", "train-stationmaster"] in strips["lexicon-compound"]
+    assert ["Park-Zanzibar", "Park-zebu", "Park-zanzibari"] in strips["lexicon-compound"]
+    assert ["TRAIN-SEE", "TRAIN-STATION", "TRAIN-SOON"] in strips["lexicon-compound"]
+    assert [k["text"] for k in compound if k["key"] == "TAP1"] == ["see you at the train-station ",
+                                                                   "the train\u2010station "]
+    assert ["park-station", "park-stationmaster"] in strips["lexicon-compound"]  # backspaced into
     learning = recorded["user-words-learning"]["keystrokes"]
     learned = [[w for w, _ in k["learned"]] for k in learning]
     assert learned[0] == [] and ["Kasia"] in learned and ["Kasia", "Bartek"] in learned

@@ -63,6 +63,28 @@ def test_a_prefix_completes_to_lexicon_words_in_their_case(loaded):
     assert engine.tap(0) == "station"
 
 
+def test_a_hyphenated_prefix_completes_its_last_part(toy_bundle, loaded):
+    """§4.1: after a hyphen the free slots take head + completions of the part being typed."""
+    engine = KeyboardEngine(loaded)
+    engine.set_text("see you at the park-st")
+    assert engine.strip() == ["park-station", "park-stationmaster"]  # a vocabulary part, then a lexicon one
+    engine.reset("see you at the Park-z")
+    assert engine.strip()[0] == "Park-Zanzibar"  # the part's own case, the typed head kept
+    engine.reset("see you at the PARK-ST")
+    assert engine.strip() == ["PARK-STATION", "PARK-STATIONMASTER"]  # all capitals typed
+    engine.reset("see you at the park\u2010st")
+    assert engine.tap(engine.strip().index("park\u2010station")) == "park\u2010station"
+    assert engine.text == "see you at the park\u2010station "
+    for text in ("see you at the park-", "see you at the park-qq", "see you at the park--st"):
+        engine.reset(text)
+        assert not any("-" in word for word in engine.strip()), text
+    plain = KeyboardEngine(load_bundle(toy_bundle))
+    plain.set_text("see you at the park-st")
+    assert plain.strip() == ["park-station"]  # vocabulary parts without a lexicon
+    assert plain.reachable("park-station") and plain.reachable("x-ray") is False
+    assert engine.reachable("train-zanzibar") and not engine.reachable("train-") and not engine.reachable("qq-train")
+
+
 def test_lexicon_words_share_the_unk_probability_by_count(loaded):
     """§16 exactly: score = log p(<unk>) + log(c / C); merged with the vocabulary's scores,
     ties by id (the lexicon's after the vocabulary's, in count order)."""

@@ -479,10 +479,37 @@ public final class KeyboardEngine {
         return !typed.isEmpty() && tokenizer.tokenize(typed, vocab.lowercase()).equals(Collections.singletonList(prefix)) ? typed : "";
     }
 
-    /** Up to strip-size distinct words: completions of the prefix (§4), else next words (§3). */
+    /**
+     * Up to strip-size distinct words: completions of the prefix (§4), else next words (§3); a
+     * hyphenated prefix's remaining slots take compounds (§4.1).
+     */
     public List<String> strip() {
         if (privateField) return new ArrayList<>();
         String key = prefix.isEmpty() ? null : tokenizer.lowercase(prefix);
+        int room = stripSize * 4 + passed.size();  // room for case duplicates
+        List<String> words = new ArrayList<>();
+        Set<String> seen = new HashSet<>(passed);  // passed-over words are never re-offered
+        String typed = typedPrefix();
+        fill(words, seen, key, room, prefix, typed, "", false);
+        if (words.size() < stripSize) {
+            String[] compound = compound(typed);
+            if (compound != null) {
+                boolean shout = CodePoints.length(typed) > 1 && isUpper(typed);  // all capitals typed: the compound too (§4.1)
+                fill(words, seen, tokenizer.lowercase(compound[1]), room, compound[1], compound[2], compound[0], shout);
+            }
+        }
+        if (noRepeat) shown = words;
+        return new ArrayList<>(words);
+    }
+
+    /**
+     * Adds to {@code words} (up to the strip size) the best candidates completing {@code key}
+     * (null: next words), ranked by §3/§16, each {@code head} + its displayed form (§5, §16) for
+     * the prefix token {@code prefixToken} typed as {@code typed} (upper-cased if {@code shout}),
+     * unless its lowercase is in {@code seen}.
+     */
+    private void fill(List<String> words, Set<String> seen, String key, int room, String prefixToken, String typed,
+                      String head, boolean shout) {
         int[] candidates;
         if (key != null) {
             int lo = lowerBound(key), hi = lowerBound(key + MAX_CODE_POINT);
@@ -490,37 +517,45 @@ public final class KeyboardEngine {
         } else {
             candidates = allSuggestible;
         }
-        int room = stripSize * 4 + passed.size();  // room for case duplicates
         Extras extras = extraCandidates(key, room);
-        if (candidates.length == 0 && extras.ids.length == 0) return new ArrayList<>();
+        if (candidates.length == 0 && extras.ids.length == 0) return;
         final double[] ranking = scores();
         int take = Math.min(candidates.length, room);
         int[] order = top(candidates, ranking, take);
-        double[] orderScores = new double[take];
-        for (int i = 0; i < take; i++) orderScores[i] = ranking[order[i]];
         if (extras.ids.length > 0) {  // words outside the vocabulary join the ranking (§16)
             int n = take + extras.ids.length;
             int[] ids = Arrays.copyOf(order, n);
-            double[] all = Arrays.copyOf(orderScores, n);
+            double[] all = new double[n];
+            for (int i = 0; i < take; i++) all[i] = ranking[order[i]];
             System.arraycopy(extras.ids, 0, ids, take, extras.ids.length);
             System.arraycopy(extras.scores, 0, all, take, extras.scores.length);
-            int[] best = best(ids, all, Math.min(n, room));
-            orderScores = null;
-            order = best;
-            take = best.length;
+            order = best(ids, all, Math.min(n, room));
+            take = order.length;
         }
-        List<String> words = new ArrayList<>();
-        Set<String> seen = new HashSet<>(passed);  // passed-over words are never re-offered
-        String typed = typedPrefix();
         int vocabularySize = vocab.size();
-        for (int i = 0; i < take; i++) {
+        for (int i = 0; i < take && words.size() < stripSize; i++) {
             int id = order[i];
-            String word = id < vocabularySize ? display(vocab.token(id), typed) : displayExtra(extras.words.get(id), typed);
+            String word = head + (id < vocabularySize ? display(vocab.token(id), typed, prefixToken)
+                                                      : displayExtra(extras.words.get(id), typed, prefixToken));
+            if (shout) word = upper(word);
             if (seen.add(lower(word))) words.add(word);
-            if (words.size() == stripSize) break;
         }
-        if (noRepeat) shown = words;
-        return new ArrayList<>(words);
+    }
+
+    /**
+     * {head, tail, typed tail} of a typed hyphenated prefix (§4.1): head the typed text up to and
+     * including its last hyphen ({@code -} or U+2010), tail the prefix token's part after its last
+     * {@code -}, typed as the rest; null unless that rest is non-empty and reads as the tail.
+     */
+    private String[] compound(String typed) {
+        int cut = Math.max(typed.lastIndexOf('-'), typed.lastIndexOf('\u2010'));
+        int dash = prefix.lastIndexOf('-');
+        if (cut < 0 || dash < 0) return null;
+        String tail = prefix.substring(dash + 1), tailTyped = typed.substring(cut + 1);
+        if (tailTyped.isEmpty() || !tokenizer.tokenize(tailTyped, vocab.lowercase()).equals(Collections.singletonList(tail))) {
+            return null;
+        }
+        return new String[] {typed.substring(0, cut + 1), tail, tailTyped};
     }
 
     /** Lexicon and user words as strip candidates: extra ids (from the vocabulary's size on), their scores and words. */
@@ -666,10 +701,10 @@ public final class KeyboardEngine {
      * upper case; a word whose first letters are lower case takes the typed prefix's case; else
      * its own form. Without one, a sentence start capitalises its first code point.
      */
-    private String displayExtra(String word, String typed) {
+    private String displayExtra(String word, String typed, String prefixToken) {
         if (!typed.isEmpty()) {
             if (CodePoints.length(typed) > 1 && isUpper(typed)) return upper(word);
-            int n = CodePoints.length(prefix);
+            int n = CodePoints.length(prefixToken);
             String head = CodePoints.length(word) > n ? word.substring(0, word.offsetByCodePoints(0, n)) : word;
             return head.equals(lower(head)) ? typed + CodePoints.from(word, n) : word;
         }
@@ -679,9 +714,9 @@ public final class KeyboardEngine {
     }
 
     /** Keyboard casing: the typed prefix's case kept; sentence starts and "i" capitalised (§5). */
-    private String display(String token, String typed) {
+    private String display(String token, String typed, String prefixToken) {
         if (!typed.isEmpty()) {
-            String rest = CodePoints.from(token, CodePoints.length(tokenizer.lowercase(prefix)));
+            String rest = CodePoints.from(token, CodePoints.length(tokenizer.lowercase(prefixToken)));
             return typed + (CodePoints.length(typed) > 1 && isUpper(typed) ? upper(rest) : rest);
         }
         if (token.equals("i") || token.startsWith("i'")) return "I" + token.substring(1);
@@ -760,14 +795,25 @@ public final class KeyboardEngine {
 
     /**
      * True if the strip could ever show {@code word}: one token, a suggestible vocabulary word,
-     * a lexicon word or a learned user word (kblm simulate's reachable words, §16).
+     * a lexicon word or a learned user word, or a compound of such words joined by {@code -}
+     * (kblm simulate's reachable words, §4.1, §16).
      */
     public boolean reachable(String word) {
         List<String> tokens = tokenizer.tokenize(word, vocab.lowercase());
         if (tokens.size() != 1) return false;
-        int id = vocab.id(tokens.get(0));
+        if (reachableToken(tokens.get(0))) return true;
+        String[] parts = tokens.get(0).split("-", -1);  // a compound (§4.1): each part completes in its turn
+        if (parts.length < 2) return false;
+        for (String part : parts) {
+            if (part.isEmpty() || !reachableToken(part)) return false;
+        }
+        return true;
+    }
+
+    private boolean reachableToken(String token) {
+        int id = vocab.id(token);
         if (id != Vocabulary.UNK_ID) return suggestible[id];
-        String key = tokenizer.lowercase(tokens.get(0));
+        String key = tokenizer.lowercase(token);
         return (lexicon != null && lexicon.containsKey(key)) || (userWords != null && userWords.learned(key));
     }
 
