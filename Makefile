@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/export_latency.py
 	$(BIN)/python benchmarks/keystroke_savings.py
 	$(BIN)/python benchmarks/lexicon_ceiling.py
+	$(BIN)/python benchmarks/lexicon_sizes.py
 	$(BIN)/python benchmarks/bundle_load.py
 	$(BIN)/python benchmarks/engine_long_field.py
 	$(BIN)/python benchmarks/personalization.py

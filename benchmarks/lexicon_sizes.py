@@ -1,0 +1,121 @@
+"""What ``kblm export --lexicon-size`` buys: reachable words, keystroke savings, bytes and time,
+measured through the commands a user runs.
+
+For each lexicon setting the script runs ``kblm export RUN --lexicon SOURCE [--lexicon-size N]
+--out BUNDLE`` and ``kblm simulate BUNDLE --corpus C --limit 300 --json J``; after the first,
+``kblm simulate ... --presage-train C`` measures Presage in the same run on the same text. "Reachable" is
+the share of the text's words the strip could ever show, compounds of reachable words included
+(docs/engine.md §4.1, §16). Load -> first strip is the median of nine fresh loads of the bundle
+in this process (``open_engine`` then ``strip()``); the export and simulate columns are the
+commands' wall times.
+
+Run: ``python benchmarks/lexicon_sizes.py`` after benchmarks/cells.py (its nlp-corpus ``mobile``
+run; ``--run CORPUS=RUN``, repeatable, measures others). Writes
+benchmarks/results/lexicon_sizes.{json,md}; about 15 minutes per run.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks.common import write_results  # noqa: E402
+
+SENTENCES = 300
+RUNS = [("nlp-corpus", "runs/bench/cells-nlp-corpus-mobile")]
+SETTINGS = [  # (--lexicon, --lexicon-size): none, the training text's words, then wordfreq's list added
+    ("none", None), ("train", None), ("wordfreq:en", 50_000), ("wordfreq:en", 100_000),
+    ("wordfreq:en", 200_000), ("wordfreq:en", 300_000), ("wordfreq:en", 400_000),
+]
+LOADS = 9
+
+
+def kblm(*args):
+    """Runs the kblm command; returns its wall seconds (exits with its stderr if it fails)."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "keyboard_lm.cli", *map(str, args)], capture_output=True,
+                            text=True)
+    if result.returncode:
+        sys.exit(f"kblm {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def load_ms(bundle):
+    """Median ms of LOADS fresh loads -> first strip."""
+    from keyboard_lm.phone.engine import open_engine
+
+    times = []
+    for _ in range(LOADS):
+        started = time.perf_counter()
+        open_engine(bundle).strip()
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+def label(source, size):
+    if source == "none":
+        return "no lexicon"
+    if source == "train":
+        return "training text"
+    return f"training text + {source}, {size:,} words"
+
+
+def measure(corpus, run, work, limit):
+    rows = []
+    for i, (source, size) in enumerate(SETTINGS):
+        bundle, report = work / f"bundle-{i}", work / f"report-{i}.json"
+        export = ["export", run, "--lexicon", source, "--out", bundle] + (["--lexicon-size", size] if size else [])
+        export_s = kblm(*export)
+        simulate_s = kblm("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", report)
+        reports = json.loads(report.read_text())
+        if i == 0:  # Presage on the same text, in this run (its own command: the timings stay ours)
+            kblm("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", work / "presage.json",
+                 "--presage-train", corpus)
+            reports.append(json.loads((work / "presage.json").read_text())[-1])
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        lexicon = manifest.get("lexicon")
+        for r in reports:
+            ours = r is reports[0]
+            rows.append({
+                "text": f"{corpus} test, first {limit}", "engine": label(source, size) if ours else r["predictor"],
+                "words": f"{lexicon['words']:,}" if ours and lexicon else ("0" if ours else ""),
+                "lexicon_kb": manifest["files"]["lexicon.tsv.gz"]["bytes"] / 1000 if ours and lexicon else
+                (0.0 if ours else ""),
+                "reachable": 100 * r["reachable"] if r.get("reachable") is not None else "",
+                "ksr": 100 * r["ksr"], "top3": 100 * r["top3"],
+                "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
+                "load_ms": load_ms(bundle) if ours else "",
+                "export_s": export_s if ours else "", "simulate_s": simulate_s if ours else ""})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", metavar="CORPUS=RUN", help="runs to measure (default: "
+                        + ", ".join(f"{c}={r}" for c, r in RUNS) + ")")
+    parser.add_argument("--limit", type=int, default=SENTENCES, help=f"test sentences (default {SENTENCES})")
+    args = parser.parse_args(argv)
+    runs = [tuple(item.split("=", 1)) for item in args.run] if args.run else RUNS
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kblm-lexicon-sizes-") as work:
+        for corpus, run in runs:
+            rows += measure(corpus, run, Path(work) / corpus, args.limit)
+    name = "lexicon_sizes" if args.limit == SENTENCES else "lexicon_sizes_quick"
+    print(write_results(name, rows, [
+        ("text", "text"), ("engine", "lexicon (kblm export --lexicon, --lexicon-size)"), ("words", "words"),
+        ("lexicon_kb", "lexicon.tsv.gz KB"), ("reachable", "reachable words %"), ("ksr", "KSR %"),
+        ("top3", "top-3 %"), ("p50_ms", "p50 ms/key"), ("p99_ms", "p99 ms/key"),
+        ("load_ms", "load → first strip ms (median of 9)"), ("export_s", "kblm export s"),
+        ("simulate_s", "kblm simulate s")]))
+
+
+if __name__ == "__main__":
+    main()
