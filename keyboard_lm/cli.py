@@ -438,7 +438,8 @@ def _add_export_parsers(commands):
                         "wordfreq:en) or none")
     p.add_argument("--lexicon-size", type=POSITIVE_INT, default=None,
                    help="keep the N most frequent lexicon words (default: all of the training text's, "
-                        "100,000 from wordfreq)")
+                        "100,000 from wordfreq; 300000 with wordfreq:en reached 99%% of nlp-corpus's test words "
+                        "in 940 KB, README)")
     p.add_argument("--adapter-rank", type=_number(int, 0, 64), default=DEFAULT_ADAPTER_RANK,
                    help="rank of the personal adapter the phone trains with the bundle's train signature "
                         f"(kblm adapt; docs/engine.md §18); default {DEFAULT_ADAPTER_RANK}, 0: no train signature. "
