@@ -11,8 +11,16 @@ from pathlib import Path
 from data_pipeline.errors import KblmError
 
 
-def keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
-    """KSR and top-3 of the base and the personalized bundle on the user's messages."""
+CACHE_WEIGHTS = (0.05, 0.1, 0.2)  # the personal cache weights tried on the user's messages
+
+
+def keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir, prime=None):
+    """KSR and top-3 of the base and the personalized bundle on the user's messages. With
+    ``prime`` (the user's messages the fine-tune trained on) also ``after+cache``: the
+    personalized bundle as the phone runs it for this user, the personal cache primed on
+    ``prime`` and learning their words (docs/engine.md §12, §17), at the weight of
+    CACHE_WEIGHTS with the best KSR on ``messages`` (ties: the smaller), reported at that
+    weight, with every weight's KSR (``tried``)."""
     from export.exporter import export_run
     from keyboard_lm.phone.bundle import load_bundle
     from keyboard_lm.phone.engine import open_engine
@@ -29,6 +37,14 @@ def keystroke_savings(base, base_bundle, bundle, quantize, messages, cache_dir):
         for name, loaded in bundles.items():
             report = simulate(EnginePredictor(open_engine(loaded)), messages, progress=False)
             out[name] = {k: report[k] for k in ("ksr", "top1", "top3", "words", "messages")}
+        if prime:
+            tried = {}
+            for weight in CACHE_WEIGHTS:
+                engine = open_engine(bundles["after"], cache_weight=weight, prime=prime, learn_words=True)
+                tried[weight] = simulate(EnginePredictor(engine), messages, progress=False)
+            weight = max(CACHE_WEIGHTS, key=lambda w: (tried[w]["ksr"], -w))
+            out["after+cache"] = {**{k: tried[weight][k] for k in ("ksr", "top1", "top3", "words", "messages")},
+                                  "cache_weight": weight, "tried": {str(w): r["ksr"] for w, r in tried.items()}}
     return out
 
 
@@ -74,6 +90,10 @@ def format_report(report):
         text += f" (top-3 over known words {b['eval_known']['top3']:.1%} -> {a['eval_known']['top3']:.1%})"
     if "ksr" in report:
         text += f"; KSR {report['ksr']['before']['ksr']:.1%} -> {report['ksr']['after']['ksr']:.1%}"
+        cached = report["ksr"].get("after+cache")
+        if cached:
+            text += (f", {cached['ksr']:.1%} with the personal cache and learned words (best --cache-weight "
+                     f"{cached['cache_weight']:g} on these messages)")
     guard = report.get("forgetting_guard")
     if guard and guard["backed_off"]:
         text += (f"; forgetting guard: shipped {guard['shipped']} (general loss +{guard['shipped_rise']:.1%}), "

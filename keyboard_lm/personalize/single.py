@@ -93,7 +93,7 @@ def personalize(base, texts, out, options=PersonalizeOptions(), eval_texts=None,
                 report["quantize_fallback_reason"] = fallback_reason
             if options.ksr_limit:
                 report["ksr"] = keystroke_savings(base, base_bundle, replayed, options.quantize,
-                                                  eval_messages[:options.ksr_limit], cache_dir)
+                                                  eval_messages[:options.ksr_limit], cache_dir, prime=train_messages)
         shutil.rmtree(tmp / ".chosen-epoch-bundle", ignore_errors=True)
         report["seconds_total"] = round(time.monotonic() - started, 1)
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

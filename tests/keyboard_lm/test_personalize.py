@@ -13,6 +13,7 @@ from keyboard_lm.phone.bundle import load_bundle
 from keyboard_lm.cli import main
 from keyboard_lm.training.evaluate import evaluate_messages
 from keyboard_lm.personalize import MIN_WORDS, PersonalizeOptions, personalize
+from keyboard_lm.personalize.report import CACHE_WEIGHTS, format_report
 from keyboard_lm.training.run import load_run_model
 from tests.keyboard_lm.test_training import saved_groups
 
@@ -38,6 +39,10 @@ def test_personalize_fits_the_user_and_exports_a_bundle(toy_run, tmp_path):
     assert after["eval"]["perplexity"] < 0.8 * before["eval"]["perplexity"]
     assert after["eval"]["top1"] > before["eval"]["top1"]
     assert report["ksr"]["after"]["ksr"] > report["ksr"]["before"]["ksr"]
+    cached = report["ksr"]["after+cache"]  # as the phone runs it: cache primed on the user's text, words learned
+    assert list(cached["tried"]) == [str(w) for w in CACHE_WEIGHTS] and cached["cache_weight"] in CACHE_WEIGHTS
+    assert cached["ksr"] == max(cached["tried"].values()) and cached["messages"] == report["ksr"]["after"]["messages"]
+    assert f"best --cache-weight {cached['cache_weight']:g}" in format_report(report)
     out = tmp_path / "alice"
     assert json.loads((out / "report.json").read_text())["user"] == "alice"
     config = json.loads((out / "config.json").read_text())
