@@ -46,6 +46,7 @@ def measure(corpus_name):
     from data_pipeline.corpora import load_corpus
     from data_pipeline.vocab import UNK_ID
     from export.lexicon import build_lexicon, key_function
+    from keyboard_lm.phone.keyboard import reachable_token
 
     corpus = load_corpus(corpus_name)
     vocab = vocabulary(corpus_name, corpus)
@@ -70,11 +71,9 @@ def measure(corpus_name):
             for letters in (0, 1):
                 saved[letters] += max(0, len(word) + space - letters - 1)
     def reachable(word, keys):  # a lexicon word, or a compound of reachable parts (docs/engine.md §4.1)
-        if key(word) in keys:
-            return True
         tokens = tokenization.tokenize(word, options)
-        parts = tokens[0].split("-") if len(tokens) == 1 else []
-        return len(parts) > 1 and all(part and (vocab.id(part) != UNK_ID or key(part) in keys) for part in parts)
+        return len(tokens) == 1 and reachable_token(tokens[0], lambda part: vocab.id(part) != UNK_ID or
+                                                    key(part) in keys)
 
     left = {source: [w for w in outside if not reachable(w, keys)] for source, keys in lexicons.items()}
     last = left["wordfreq:en"]

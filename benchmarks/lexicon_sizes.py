@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import write_results  # noqa: E402
+from benchmarks.engine_long_field import kblm  # noqa: E402
 
 SENTENCES = 300
 RUNS = [  # (corpus, run); the Brown run has the default 10,000-word vocabulary (cells.py's uses Bengio's)
@@ -45,13 +45,10 @@ SETTINGS = [  # (--lexicon, --lexicon-size): none, the training text's words, th
 LOADS = 9
 
 
-def kblm(*args):
-    """Runs the kblm command; returns its wall seconds (exits with its stderr if it fails)."""
+def timed(*args):
+    """Runs the kblm command (benchmarks.engine_long_field.kblm: exits if it fails); its wall seconds."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "keyboard_lm.cli", *map(str, args)], capture_output=True,
-                            text=True)
-    if result.returncode:
-        sys.exit(f"kblm {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
+    kblm(*args)
     return time.perf_counter() - started
 
 
@@ -75,32 +72,31 @@ def label(source, size):
     return f"training text + {source}, {size:,} words"
 
 
+def figures(report):
+    return {"reachable": 100 * report["reachable"] if report.get("reachable") is not None else "",
+            "ksr": 100 * report["ksr"], "top3": 100 * report["top3"],
+            "p50_ms": report["latency_ms"]["p50"], "p99_ms": report["latency_ms"]["p99"]}
+
+
 def measure(corpus, run, work, limit):
-    rows = []
+    rows, text = [], f"{corpus} test, first {limit}"
     for i, (source, size) in enumerate(SETTINGS):
         bundle, report = work / f"bundle-{i}", work / f"report-{i}.json"
         export = ["export", run, "--lexicon", source, "--out", bundle] + (["--lexicon-size", size] if size else [])
-        export_s = kblm(*export)
-        simulate_s = kblm("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", report)
-        reports = json.loads(report.read_text())
-        if i == 0:  # Presage on the same text, in this run (its own command: the timings stay ours)
-            kblm("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", work / "presage.json",
-                 "--presage-train", corpus)
-            reports.append(json.loads((work / "presage.json").read_text())[-1])
+        export_s = timed(*export)
+        simulate_s = timed("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", report)
         manifest = json.loads((bundle / "manifest.json").read_text())
         lexicon = manifest.get("lexicon")
-        for r in reports:
-            ours = r is reports[0]
-            rows.append({
-                "text": f"{corpus} test, first {limit}", "engine": label(source, size) if ours else r["predictor"],
-                "words": f"{lexicon['words']:,}" if ours and lexicon else ("0" if ours else ""),
-                "lexicon_kb": manifest["files"]["lexicon.tsv.gz"]["bytes"] / 1000 if ours and lexicon else
-                (0.0 if ours else ""),
-                "reachable": 100 * r["reachable"] if r.get("reachable") is not None else "",
-                "ksr": 100 * r["ksr"], "top3": 100 * r["top3"],
-                "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
-                "load_ms": load_ms(bundle) if ours else "",
-                "export_s": export_s if ours else "", "simulate_s": simulate_s if ours else ""})
+        rows.append({"text": text, "engine": label(source, size), "words": f"{lexicon['words']:,}" if lexicon else "0",
+                     "lexicon_kb": manifest["files"]["lexicon.tsv.gz"]["bytes"] / 1000 if lexicon else 0.0,
+                     **figures(json.loads(report.read_text())[0]), "load_ms": load_ms(bundle),
+                     "export_s": export_s, "simulate_s": simulate_s})
+        print(rows[-1], flush=True)
+        if i == 0:  # Presage on the same text, in this run (its own command: the timings above stay ours)
+            kblm("simulate", bundle, "--corpus", corpus, "--limit", limit, "--json", work / "presage.json",
+                 "--presage-train", corpus)
+            presage = json.loads((work / "presage.json").read_text())[-1]
+            rows.append({"text": text, "engine": presage["predictor"], **figures(presage)})
             print(rows[-1], flush=True)
     return rows
 

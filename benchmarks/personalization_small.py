@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.personalization import CATEGORIES, _halves, simulate_bundle, spread, write_lines  # noqa: E402
+from keyboard_lm.personalize.report import CACHE_WEIGHTS  # noqa: E402  (the weights kblm personalize tries)
 
 
 def everything_on(bundle_dir, messages, weight, prime):
@@ -48,7 +49,6 @@ SIZES = (3000, 8000)
 EVAL_SENTENCES = 200
 MODEL_SENTENCES = 1200
 GENERAL_SENTENCES = 2000
-CACHE_WEIGHTS = (0.05, 0.1, 0.2)
 
 
 def users(sizes):

@@ -39,6 +39,16 @@ USER_SHARE = 0.5  # the share of the <unk> mass the user's words take when there
 _SPACES = re.compile(tokenization.whitespace_class(lambda cp: f"\\U{cp:08X}") + "+")
 
 
+def reachable_token(token, shown):
+    """True if the strip could ever show the word token ``token``, given ``shown(token)``: which
+    single words it can show. The token itself, or a compound whose parts between ``-`` all
+    are (§4.1: each part completes in its turn)."""
+    if shown(token):
+        return True
+    parts = token.split("-")
+    return len(parts) > 1 and all(part and shown(part) for part in parts)
+
+
 def common_prefix_length(a, b):
     """len of the longest common prefix of two strs, by C-level compares (O(n), no loop per char)."""
     if b.startswith(a):
@@ -406,14 +416,9 @@ class KeyboardEngine:
         word, a lexicon word or a learned user word, or a compound of such words joined by
         ``-``, §4.1), for ``kblm simulate``'s reachable words."""
         tokens = tokenization.tokenize(word, self.options)
-        if len(tokens) != 1:
-            return False
-        if self._reachable_token(tokens[0]):
-            return True
-        parts = tokens[0].split("-")  # a compound (§4.1): each part completes in its turn
-        return len(parts) > 1 and all(part and self._reachable_token(part) for part in parts)
+        return len(tokens) == 1 and reachable_token(tokens[0], self._reachable_word)
 
-    def _reachable_token(self, token):
+    def _reachable_word(self, token):
         token_id = self.vocab.id(token)
         if token_id != UNK_ID:
             return bool(self.suggestible[token_id])
