@@ -5,6 +5,8 @@ import statistics
 import time
 from pathlib import Path
 
+import keyboard_lm  # noqa: F401  (before TensorFlow loads: the same CPU kernels as the kblm command)
+
 RESULTS = Path(__file__).with_name("results")
 
 

@@ -15,6 +15,9 @@ Sides, each in a fresh subprocess, in turn (the order rotates every round), R ro
   loop after its first ``STEADY_AFTER`` steps) and ``epoch`` (every step, tracing included).
 - ``bare step``: ``Steps.train_step`` alone in a Python loop (no callbacks, no data
   iterator bookkeeping beyond ``next``), warm-up then N steps: the command's ceiling.
+- ``kblm train, oneDNN off`` (the peer model only): the command with
+  ``TF_ENABLE_ONEDNN_OPTS=0``, TensorFlow's own choice on CPUs without AVX512-VNNI/BF16/AMX
+  before ``keyboard_lm`` asked for oneDNN (see ``keyboard_lm/__init__.py``); steady rate.
 
 Each side times N steps after a warm-up of the same length; a row reports the median over
 rounds (and min, max); ``x PyTorch`` and ``x bare step`` are ratios of those medians, so
@@ -105,8 +108,8 @@ def bare_step(name, steps, warmup):
     return {"tokens_per_second": tokens / (time.perf_counter() - started), "steps": steps}
 
 
-def _run(command, what):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+def _run(command, what, env=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(env or {})}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{what} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -120,14 +123,15 @@ def run_peer(ids_path, vocabulary_size, steps, warmup):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_command(flags, steps, warmup, scratch):
-    """``kblm train`` with ``flags``, warm-up + ``steps`` steps, one epoch, one validation batch."""
+def run_command(flags, steps, warmup, scratch, env=None):
+    """``kblm train`` with ``flags``, warm-up + ``steps`` steps, one epoch, one validation batch
+    (``env``: variables to add to the command's environment)."""
     out = Path(tempfile.mkdtemp(dir=scratch)) / "run"
     config = out.parent / "config.json"
     config.write_text(json.dumps({"train": {"validation_steps": 1}}))
     _run([sys.executable, "-c", "import sys; from keyboard_lm.cli import main; sys.exit(main())", "train",
           *flags, "--steps-per-epoch", str(warmup + steps), "--epochs", "1", "--config", str(config),
-          "--out", str(out)], "kblm train")
+          "--out", str(out)], "kblm train", env)
     final = json.loads((out / "metrics.json").read_text())["final"]
     return {"steady": final["steady_tokens_per_second"], "epoch": final["tokens_per_second"]}
 
@@ -187,6 +191,9 @@ def main(argv=None):
             sides.append((name, "kblm train", lambda flags=flags: run_command(flags, steps, args.warmup, scratch)))
             sides.append((name, "bare step", lambda name=name: {
                 "": run_bare(name, steps, args.warmup)["tokens_per_second"]}))
+            if name == "pytorch-peer":  # what the command ran at before it asked for oneDNN's kernels
+                sides.append((name, "kblm train, oneDNN off", lambda flags=flags: {"steady": run_command(
+                    flags, steps, args.warmup, scratch, {"TF_ENABLE_ONEDNN_OPTS": "0"})["steady"]}))
         for round_ in range(args.rounds):
             turn = round_ % len(sides)  # rotate the order so no side always runs first
             for name, side, measure in sides[turn:] + sides[:turn]:
@@ -201,7 +208,7 @@ def main(argv=None):
         row["vs_pytorch"] = (f"{row['tokens_per_second'] / statistics.median(torch_rates):.2f}x"
                              if torch_rates else "")
         row["vs_bare"] = (f"{row['tokens_per_second'] / statistics.median(bare_rates):.2f}x"
-                          if bare_rates and side.startswith("kblm") else "")
+                          if bare_rates and side.startswith("kblm train (") else "")
         rows.append(row)
     cpu = cpu_line()
     notes = [f"CPU: {cpu}. {args.rounds} rounds, each side in turn (order rotated per round), "

@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if "PYTEST_XDIST_WORKER" in os.environ:  # one worker per core: one TensorFlow thread each (and in
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # the subprocesses), not cores x cores
 
+import keyboard_lm  # noqa: E402,F401  (before TensorFlow loads: the CPU kernels kblm runs with)
 from data_pipeline import corpora  # noqa: E402
 from data_pipeline.tokenization import TokenizerOptions  # noqa: E402
 from data_pipeline.vocab import VocabularyOptions, build_vocabulary  # noqa: E402

@@ -26,11 +26,11 @@ import keras
 import tensorflow as tf
 
 from data_pipeline.errors import KblmError
-from keyboard_lm.training.metrics import next_word_sums, summarize
+from keyboard_lm.training.metrics import next_word_sums, softmax_cross_entropy, summarize
 from keyboard_lm.training.model import zero_states
 
-FUSED_ROWS = 200  # rows of logits per block of fused_output_loss: 4 blocks of a 20x35 batch measured
-# fastest (1 block: no gain; 7 or 14 blocks: more dW partial sums to add)
+FUSED_ROWS = 350  # rows of logits per block of fused_output_loss: 2 blocks of a 20x35 batch measured
+# fastest with oneDNN (1 block: its 50 MB of logits leave the cache; 4: more dW partial sums to add)
 
 
 def resolve_strategy(name):
@@ -91,9 +91,9 @@ def fused_output_loss(h, kernel, bias, targets, weights, transpose_kernel=False,
 
     The plain path materialises the (rows, vocabulary) logits, then the softmax gradient, then
     reads both again for the bias gradient and the two gradient matmuls: at 700 rows x 17,844
-    words that is ~50 MB per pass. Here each block's logits, its softmax gradient
-    (``SparseSoftmaxCrossEntropyWithLogits`` returns it with the loss) and that block's share
-    of ``dh``, ``dW`` and ``db`` are computed while the block is still in cache, and nothing of
+    words that is ~50 MB per pass. Here each block's logits, its softmax and softmax gradient
+    and that block's share of ``dh``, ``dW`` and ``db`` are computed while the block is still
+    in the (last-level) cache, and nothing of
     vocabulary width outlives the block. Same math, summed in another order (float rounding).
     Hand-written: TensorFlow has no fused output-layer-plus-cross-entropy op. Training only
     (float32; the logits are never returned). ``transpose_kernel``: ``kernel`` is (vocabulary,
@@ -105,7 +105,7 @@ def fused_output_loss(h, kernel, bias, targets, weights, transpose_kernel=False,
     flat_targets = tf.reshape(targets, [-1])
     flat_weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
     rows = flat_h.shape[0]
-    chunks = max(1, -(-rows // rows_per_chunk)) if rows is not None else 8  # a static block count
+    chunks = max(1, -(-rows // rows_per_chunk)) if rows is not None else 4  # a static block count
     total_rows = tf.shape(flat_h)[0]
     size = total_rows // chunks
     sizes = tf.concat([tf.fill([chunks - 1], size), [total_rows - size * (chunks - 1)]], 0)
@@ -116,14 +116,18 @@ def fused_output_loss(h, kernel, bias, targets, weights, transpose_kernel=False,
         for h_c, t_c, w_c in zip(tf.split(flat_h, sizes, num=chunks), tf.split(flat_targets, sizes, num=chunks),
                                  tf.split(flat_weights, sizes, num=chunks)):
             logits = tf.nn.bias_add(tf.matmul(h_c, kernel, transpose_b=transpose_kernel), bias)
-            loss, dlogits = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=logits, labels=t_c)
+            loss, probabilities, _, at = softmax_cross_entropy(logits, t_c)  # see its notes
             losses.append(tf.reduce_sum(loss * w_c))
-            dlogits = dlogits * w_c[:, None]
-            dh.append(tf.matmul(dlogits, kernel, transpose_b=not transpose_kernel))
-            part = (tf.matmul(dlogits, h_c, transpose_a=True) if transpose_kernel
-                    else tf.matmul(h_c, dlogits, transpose_a=True))
+            dlogits = tf.tensor_scatter_nd_sub(probabilities, at, tf.ones_like(w_c))  # softmax - one-hot
+            # The weights scale the (rows, dim) factors, not the (rows, vocabulary) dlogits: one
+            # pass over the block fewer. The bias gradient is dlogits^T w (a matrix-vector product).
+            dh.append(tf.matmul(dlogits, kernel, transpose_b=not transpose_kernel) * w_c[:, None])
+            weighted_h = h_c * w_c[:, None]
+            part = (tf.matmul(dlogits, weighted_h, transpose_a=True) if transpose_kernel
+                    else tf.matmul(weighted_h, dlogits, transpose_a=True))
             dkernel = part if dkernel is None else dkernel + part
-            dbias = tf.reduce_sum(dlogits, 0) if dbias is None else dbias + tf.reduce_sum(dlogits, 0)
+            part = tf.linalg.matvec(dlogits, w_c, transpose_a=True)
+            dbias = part if dbias is None else dbias + part
         dh = tf.concat(dh, 0)
 
         def gradient(upstream):

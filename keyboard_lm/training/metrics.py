@@ -7,23 +7,64 @@ same tokens unpadded. ``summarize`` is plain Python (the TF-free phone runtime u
 import math
 
 
+def softmax_cross_entropy(logits, targets):
+    """Per row of 2-D float32 ``logits`` (rows, vocabulary) and int ``targets`` (rows,):
+    ``(loss, probabilities, target_logits, at)``: -log softmax(logits)[target], the softmax, the
+    target's logit, and the (row, target) index pairs.
+
+    From the softmax rather than ``SparseSoftmaxCrossEntropyWithLogits``: with oneDNN (see
+    ``keyboard_lm/__init__.py``) the softmax runs in a third of that op's time, which is an
+    Eigen kernel the pip wheel builds without AVX2/FMA and also computes a gradient every
+    forward pass throws away. Exact: logsumexp = max logit - log(max p), and max p >= 1/
+    vocabulary never underflows, so a target far below the best word keeps its loss. No
+    gradient of its own: the callers supply ``softmax - one-hot``.
+    """
+    import tensorflow as tf
+
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    targets = tf.cast(targets, tf.int32)
+    probabilities = tf.nn.softmax(logits)
+    at = tf.stack([tf.range(tf.shape(targets)[0]), targets], 1)
+    target_logits = tf.gather_nd(logits, at)
+    loss = tf.reduce_max(logits, 1) - tf.math.log(tf.reduce_max(probabilities, 1)) - target_logits
+    return loss, probabilities, target_logits, at
+
+
 def next_word_sums(targets, logits, weights, top_k=(1, 3)):
     """Sums over one batch: ``loss_sum`` (nats), ``tokens`` (real targets), ``top1``/``top3`` hits.
 
     Sums, not means, so batches and replicas add up exactly; ``summarize`` turns them
-    into perplexity and accuracy.
+    into perplexity and accuracy. A target is in the top k when fewer than k words score
+    strictly above it (``in_top_k``'s rule: ties at the boundary count as in), counted from
+    its logit in one pass instead of one ``in_top_k`` pass per k. Differentiable in ``logits``
+    (the train step's plain path): the gradient is ``weights * (softmax - one-hot)``.
     """
-    from keras import ops
+    import tensorflow as tf
 
-    weights = ops.cast(weights, "float32")
-    cross_entropy = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-    sums = {"loss_sum": ops.sum(cross_entropy * weights), "tokens": ops.sum(weights)}
-    flat_targets = ops.reshape(targets, (-1,))
-    flat_logits = ops.reshape(logits, (-1, ops.shape(logits)[-1]))
-    flat_weights = ops.reshape(weights, (-1,))
-    for k in top_k:
-        hits = ops.cast(ops.in_top_k(flat_targets, flat_logits, k), "float32")
-        sums[f"top{k}"] = ops.sum(hits * flat_weights)
+    vocabulary = tf.shape(logits)[-1]
+    flat_logits = tf.reshape(tf.convert_to_tensor(logits, tf.float32), [-1, vocabulary])
+    flat_targets = tf.reshape(targets, [-1])
+    flat_weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
+
+    kept = {}
+
+    @tf.custom_gradient
+    def loss_sum(flat_logits):
+        loss, probabilities, kept["target_logits"], at = softmax_cross_entropy(flat_logits, flat_targets)
+
+        def gradient(upstream):
+            scale = upstream * flat_weights
+            return tf.tensor_scatter_nd_sub(probabilities * scale[:, None], at, scale)
+
+        return tf.reduce_sum(loss * flat_weights), gradient
+
+    sums = {"loss_sum": loss_sum(flat_logits), "tokens": tf.reduce_sum(flat_weights)}
+    if top_k:
+        target_logits = kept["target_logits"]
+        above = tf.reduce_sum(tf.cast(flat_logits > target_logits[:, None], tf.float32), 1)
+        finite = tf.cast(tf.math.is_finite(target_logits), tf.float32)  # in_top_k: a NaN target is out
+        for k in top_k:
+            sums[f"top{k}"] = tf.reduce_sum(tf.cast(above < k, tf.float32) * finite * flat_weights)
     return sums
 
 

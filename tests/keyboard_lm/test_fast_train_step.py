@@ -112,3 +112,83 @@ def test_the_loop_reports_the_rate_after_its_first_steps():
     short = {}
     train_epoch(steps, batches[:STEADY_AFTER - 1], clock=short)
     assert steady_rate(short, ended, 100.0, -1.0) == -1.0  # too short for a steady part
+
+
+def test_the_fused_loss_is_exact_where_the_target_probability_underflows():
+    """The loss comes from the softmax (max logit - log max p - target logit), never from
+    log p(target): a target 300 nats below the best word keeps its loss, no inf, no clamp."""
+    h = tf.constant([[[1.0, 0.0], [0.0, 1.0]]])  # 2 rows, dim 2
+    kernel = tf.constant([[300.0, 0.0, -2.0], [0.0, 5.0, 0.0]])  # (dim, vocabulary 3)
+    bias = tf.zeros([3])
+    targets = tf.constant([[1, 2]])  # row 0: logits (300, 0, -2), target 1 is 300 below the best
+    weights = tf.ones([1, 2])
+    with tf.GradientTape() as tape:
+        tape.watch([h, kernel])
+        loss = fused_output_loss(h, kernel, bias, targets, weights)
+    dh, dkernel = tape.gradient(loss, [h, kernel])
+    with tf.GradientTape() as tape:
+        tape.watch([h, kernel])
+        logits = tf.reshape(tf.matmul(tf.reshape(h, [-1, 2]), kernel), [1, 2, 3])
+        plain = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits))
+    plain_dh, plain_dkernel = tape.gradient(plain, [h, kernel])
+    assert np.isfinite(float(loss)) and float(loss) > 300
+    np.testing.assert_allclose(float(loss), float(plain), rtol=1e-6)
+    np.testing.assert_allclose(dh.numpy(), plain_dh.numpy(), atol=1e-5)
+    np.testing.assert_allclose(dkernel.numpy(), plain_dkernel.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_importing_the_package_asks_tensorflow_for_onednn_kernels(setting):
+    """On x86-64, ``import keyboard_lm`` before TensorFlow turns oneDNN on (TensorFlow leaves it
+    off on CPUs without AVX512-VNNI/BF16/AMX); a user's own TF_ENABLE_ONEDNN_OPTS wins."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("oneDNN is asked for on x86-64 only")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("import keyboard_lm, tensorflow\n"
+            "from tensorflow.python.util import _pywrap_util_port as port\n"
+            "print(port.IsMklEnabled())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == ("True" if setting is None else "False")
+
+
+def test_next_word_sums_match_tensorflows_loss_top_k_and_gradient():
+    """The metrics from the softmax (one pass for every k) against TensorFlow's own ops: the
+    cross-entropy, ``in_top_k`` with ties at the boundary, and the gradient of the loss."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(3, 5, 11)).astype(np.float32)
+    logits[0, 0, :4] = 2.5  # a four-way tie at the top: target 1 is in the top 1 by in_top_k's rule
+    logits[0, 1, :] = 0.0  # every word tied
+    logits[1, 2, 7] = np.nan  # a NaN target logit is never a hit
+    targets = rng.integers(0, 11, (3, 5)).astype(np.int32)
+    targets[0, 0], targets[0, 1], targets[1, 2] = 1, 4, 7
+    weights = (rng.random((3, 5)) > 0.2).astype(np.float32)
+    logits_t = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits_t)
+        sums = next_word_sums(targets, logits_t, weights)
+    gradient = tape.gradient(sums["loss_sum"], logits_t).numpy()
+    clean = tf.constant(np.nan_to_num(logits))
+    with tf.GradientTape() as tape:
+        tape.watch(clean)
+        reference = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, clean) * weights)
+    reference_gradient = tape.gradient(reference, clean).numpy()
+    finite = ~np.isnan(logits).any(-1)
+    assert np.isnan(float(sums["loss_sum"]))  # the NaN row's loss is NaN, as TensorFlow's would be
+    per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, clean).numpy()
+    kept = next_word_sums(targets[finite][None], logits[finite][None], weights[finite][None])
+    np.testing.assert_allclose(float(kept["loss_sum"]), (per_row * weights)[finite].sum(), rtol=1e-5)
+    np.testing.assert_allclose(gradient[finite], reference_gradient[finite], atol=1e-6)
+    for k in (1, 3):
+        hits = tf.math.in_top_k(targets.reshape(-1), logits.reshape(-1, 11), k).numpy().reshape(3, 5)
+        assert float(sums[f"top{k}"]) == float((hits * weights).sum())
+    assert hits[0, 0] and hits[0, 1]  # the ties really sit at the boundary
+    assert float(sums["tokens"]) == weights.sum()
