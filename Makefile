@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/personalization.py --base brown-bengio-wide --no-cost
 	$(BIN)/python benchmarks/personalization_sweep.py
 	$(BIN)/python benchmarks/personalization_small.py
+	$(BIN)/python benchmarks/cpu_kernels.py
 	$(BIN)/python benchmarks/personalization_sizes.py
 	$(BIN)/python benchmarks/personalization_ondevice.py
 	$(BIN)/python benchmarks/cluster_personalize.py

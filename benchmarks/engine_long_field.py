@@ -42,9 +42,11 @@ FIELD_LENGTHS = (2_000, 10_000, 100_000)
 TYPED = 1_000  # characters typed at the end of each field
 
 
-def kblm(*args, cwd=None):
+def kblm(*args, cwd=None, env=None):
+    """Runs the kblm command (``env``: variables added to its environment); exits if it fails."""
+    extra = {**({"PYTHONPATH": str(cwd)} if cwd else {}), **(env or {})}
     result = subprocess.run([sys.executable, "-m", "keyboard_lm.cli", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd, env=dict(os.environ, PYTHONPATH=str(cwd)) if cwd else None)
+                            cwd=cwd, env=dict(os.environ, **extra) if extra else None)
     if result.returncode:
         sys.exit(f"kblm {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
     return result

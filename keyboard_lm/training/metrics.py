@@ -21,7 +21,7 @@ def softmax_cross_entropy(logits, targets):
     """
     import tensorflow as tf
 
-    logits = tf.convert_to_tensor(logits, tf.float32)
+    logits = tf.cast(logits, tf.float32)  # (a no-op on float32; numpy arrays are converted)
     targets = tf.cast(targets, tf.int32)
     probabilities = tf.nn.softmax(logits)
     at = tf.stack([tf.range(tf.shape(targets)[0]), targets], 1)
@@ -42,7 +42,7 @@ def next_word_sums(targets, logits, weights, top_k=(1, 3)):
     import tensorflow as tf
 
     vocabulary = tf.shape(logits)[-1]
-    flat_logits = tf.reshape(tf.convert_to_tensor(logits, tf.float32), [-1, vocabulary])
+    flat_logits = tf.reshape(tf.cast(logits, tf.float32), [-1, vocabulary])
     flat_targets = tf.reshape(targets, [-1])
     flat_weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
 
