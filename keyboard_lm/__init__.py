@@ -6,7 +6,7 @@ Three floors, imports only ever going down (tests/test_layout.py checks it):
 (``keyboard_lm.cli``, ``keyboard_lm.personalize``, ``keyboard_lm.quiet``), which may use
 everything, ``export`` included.
 
-Kept free of imports so that importing a submodule never pulls in TensorFlow.
+Imports only the standard library, so that importing a submodule never pulls in TensorFlow.
 
 TensorFlow's CPU kernels: on x86-64 this package asks for oneDNN's (``TF_ENABLE_ONEDNN_OPTS=1``)
 unless the environment already says otherwise. TensorFlow turns them on by itself only on CPUs
