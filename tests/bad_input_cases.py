@@ -63,6 +63,7 @@ EARLIER = [
     ("export", "missing run", "tests/export/test_export.py::test_missing_run_and_unknown_mode"),
     ("export", "unknown quantization mode", "tests/export/test_export.py::test_missing_run_and_unknown_mode"),
     ("export", "run without best.keras", "tests/export/test_export.py::test_missing_run_and_unknown_mode"),
+    ("evaluate / export", "truncated best.keras: one line naming it, file kept, nothing written", "tests/export/test_export.py::test_a_truncated_model_is_named_in_one_line_and_kept"),
     ("bundle (load)", "tampered model.tflite", "tests/export/test_export.py::test_tampered_bundle"),
     ("bundle (load)", "zip entry escaping the directory", "tests/export/test_export.py::test_zip_with_escaping_paths"),
     ("bundle (load)", "zip with unexpected entries (a bomb): refused, temp removed", "tests/export/test_export.py::test_zip_with_unexpected_entries_is_refused_and_cleaned_up"),

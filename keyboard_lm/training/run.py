@@ -101,6 +101,11 @@ def load_run_model(run_dir):
     paths = RunPaths(Path(run_dir))
     if not paths.best_model.is_file():
         raise KblmError(f"{paths.best_model}: missing; the run has not finished an epoch yet")
+    import zipfile
+
+    if not zipfile.is_zipfile(paths.best_model):  # Keras would say "File not found" of a cut-off zip
+        raise KblmError(f"{paths.best_model}: not a .keras archive ({paths.best_model.stat().st_size:,} bytes: "
+                        "truncated or corrupt); train the run again or restore the file")
     try:
         return keras.saving.load_model(paths.best_model, safe_mode=True, compile=False)
     except Exception as e:  # a zip/h5 error, a config Keras refuses: one line for the user

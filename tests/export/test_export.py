@@ -223,3 +223,18 @@ def test_missing_run_and_unknown_mode(tmp_path, brown_run, capsys):
         assert "best.keras: missing" in capsys.readouterr().err
     finally:
         (brown_run / "best.keras.bak").rename(brown_run / "best.keras")
+
+
+def test_a_truncated_model_is_named_in_one_line_and_kept(tmp_path, brown_run, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(brown_run, run)
+    model = run / "best.keras"
+    with open(model, "r+b") as f:
+        f.truncate(model.stat().st_size // 2)
+    size = model.stat().st_size
+    for command in (["evaluate", str(run), "--max-batches", "1"], ["export", str(run), "--out", str(tmp_path / "b")]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert "best.keras: not a .keras archive" in err and "truncated or corrupt" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert model.stat().st_size == size and not (tmp_path / "b").exists()
